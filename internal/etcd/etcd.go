@@ -88,9 +88,10 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*Datastor
 	ec.WatchProgressNotifyInterval = 5 * time.Second
 	ec.QuotaBackendBytes = 8 << 30
 	ec.Logger = "zap"
-	ec.LogLevel = "error"
-	if os.Getenv("SKIFF_ETCD_DEBUG") != "" {
-		ec.LogLevel = "info"
+	ec.LogLevel = "info"
+	if os.Getenv("SKIFF_ETCD_DEBUG") == "" {
+		// etcd logs its own shutdown as errors; skiff reports what matters.
+		ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	}
 	// Stale sockets from a killed server would make the listeners fail.
 	os.Remove(filepath.Join(cfg.DataDir, "peer.sock"))

@@ -1,0 +1,54 @@
+# skiff's build. `make run` starts a single-node cluster; `make test` installs
+# what the tests need and runs them all.
+GO         ?= go
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+K8S_VERSION = v1.37.2
+DATA_DIR   ?= $(CURDIR)/data
+
+# kubectl and client-go print and check their own version: set it to the
+# Kubernetes release skiff's API follows.
+LDFLAGS = -s -w \
+  -X github.com/skiff-sh/skiff/internal/version.Version=$(VERSION) \
+  -X github.com/skiff-sh/skiff/internal/version.GitCommit=$(COMMIT) \
+  -X github.com/skiff-sh/skiff/internal/version.BuildDate=$(BUILD_DATE) \
+  -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=1 \
+  -X k8s.io/component-base/version.gitMinor=37 \
+  -X k8s.io/component-base/version.gitTreeState=clean \
+  -X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VERSION) \
+  -X k8s.io/client-go/pkg/version.gitMajor=1 \
+  -X k8s.io/client-go/pkg/version.gitMinor=37
+
+.PHONY: build run test test-unit test-e2e deps bench fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
+
+run: build
+	@echo "Starting skiff server with data in $(DATA_DIR)."
+	@echo "In another shell:  export KUBECONFIG=$(DATA_DIR)/kubeconfig.yaml; bin/skiff kubectl get nodes,ns"
+	@echo "              or:  SKIFF_DATA_DIR=$(DATA_DIR) bin/skiff kubectl get ns"
+	bin/skiff server --data-dir $(DATA_DIR) --write-kubeconfig $(DATA_DIR)/kubeconfig.yaml
+
+# deps installs what the tests need: an etcd server for the external
+# datastore tests (Debian's etcd-server).
+deps:
+	@command -v etcd >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-unit:
+	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /test/e2e)
+
+test-e2e: build
+	$(GO) test -count=1 -timeout 25m ./test/e2e/...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+clean:
+	rm -rf bin
