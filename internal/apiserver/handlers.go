@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	corev1 "k8s.io/api/core/v1"
 	"net/http"
 	"strconv"
 	"strings"
@@ -294,7 +295,7 @@ func (s *Server) list(q *request) error {
 	list.GetObjectKind().SetGroupVersionKind(q.res.GroupVersion().WithKind(q.res.Kind + "List"))
 	switch out.As {
 	case "Table":
-		t := s.table(q, res.Items)
+		t := s.table(q, res.Items, out)
 		t.ResourceVersion = lm.GetResourceVersion()
 		t.Continue = res.Continue
 		t.RemainingItemCount = res.Remaining
@@ -321,7 +322,7 @@ func (s *Server) writeResult(q *request, code int, obj runtime.Object, out outpu
 	obj.GetObjectKind().SetGroupVersionKind(q.res.GroupVersionKind())
 	switch out.As {
 	case "Table":
-		s.writeObject(q.w, q.r, code, s.table(q, []runtime.Object{obj}), out)
+		s.writeObject(q.w, q.r, code, s.table(q, []runtime.Object{obj}, out), out)
 	case "PartialObjectMetadata":
 		s.writeObject(q.w, q.r, code, partialMetadata(obj), out)
 	default:
@@ -623,6 +624,10 @@ func (s *Server) prepareUpdate(q *request, cur, want runtime.Object, sub string)
 		obj = want
 		if q.res.Status {
 			copyStatus(obj, cur)
+		}
+		// A namespace's spec.finalizers change only through /finalize.
+		if ns, ok := obj.(*corev1.Namespace); ok {
+			ns.Spec.Finalizers = cur.(*corev1.Namespace).Spec.Finalizers
 		}
 	}
 	m, _ := meta.Accessor(obj)

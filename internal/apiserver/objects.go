@@ -5,7 +5,6 @@ import (
 	"reflect"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -61,13 +60,11 @@ func specChanged(a, b runtime.Object) bool {
 
 // partialMetadata is the PartialObjectMetadata view of an object.
 func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return nil
-	}
 	out := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
-	if om, ok := m.(*metav1.ObjectMeta); ok {
-		out.ObjectMeta = *om
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			out.ObjectMeta = *om
+		}
 	}
 	return out
 }

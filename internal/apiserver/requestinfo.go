@@ -42,7 +42,8 @@ func parseRequestInfo(r *http.Request) (requestInfo, bool) {
 		parts = parts[1:]
 	}
 	// namespaces/<ns>/<resource>/... unless the resource is namespaces itself.
-	if len(parts) >= 3 && parts[0] == "namespaces" {
+	nsSubresource := len(parts) == 3 && parts[0] == "namespaces" && (parts[2] == "status" || parts[2] == "finalize")
+	if len(parts) >= 3 && parts[0] == "namespaces" && !nsSubresource {
 		ri.Namespace = parts[1]
 		parts = parts[2:]
 	} else if len(parts) >= 1 && parts[0] == "namespaces" {

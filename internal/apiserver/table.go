@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,9 +23,19 @@ var ageColumn = metav1.TableColumnDefinition{
 // table renders objects as a meta.k8s.io/v1 Table with the resource's
 // columns. Each row carries the object's metadata, the whole object or
 // nothing, as includeObject asks.
-func (s *Server) table(q *request, objs []runtime.Object) *metav1.Table {
+func (s *Server) table(q *request, objs []runtime.Object, out output) *metav1.Table {
 	t := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
-	t.ColumnDefinitions = []metav1.TableColumnDefinition{nameColumn}
+	// A resource whose columns carry their own name column (events show it
+	// last) gets no NAME in front.
+	ownName := false
+	if q.res.Table != nil {
+		for _, c := range q.res.Table.Columns {
+			ownName = ownName || c.Format == "name"
+		}
+	}
+	if !ownName {
+		t.ColumnDefinitions = []metav1.TableColumnDefinition{nameColumn}
+	}
 	if q.res.Table != nil {
 		t.ColumnDefinitions = append(t.ColumnDefinitions, q.res.Table.Columns...)
 	} else {
@@ -37,21 +48,30 @@ func (s *Server) table(q *request, objs []runtime.Object) *metav1.Table {
 		if err != nil {
 			continue
 		}
-		cells := []any{m.GetName()}
+		var cells []any
+		if !ownName {
+			cells = []any{m.GetName()}
+		}
 		if q.res.Table != nil {
 			cells = append(cells, q.res.Table.Cells(obj)...)
 		} else {
 			cells = append(cells, age(m.GetCreationTimestamp()))
 		}
 		row := metav1.TableRow{Cells: cells}
+		var embedded runtime.Object
 		switch include {
 		case "None":
 		case "Object":
 			o := obj.DeepCopyObject()
 			o.GetObjectKind().SetGroupVersionKind(q.res.GroupVersionKind())
-			row.Object = runtime.RawExtension{Object: o}
+			embedded = o
 		default:
-			row.Object = runtime.RawExtension{Object: partialMetadata(obj)}
+			embedded = partialMetadata(obj)
+		}
+		if embedded != nil {
+			// RawExtension only serializes Raw: encode the row's object
+			// in the reply's own format.
+			row.Object = runtime.RawExtension{Raw: s.encodeEmbedded(embedded, out)}
 		}
 		t.Rows = append(t.Rows, row)
 	}
@@ -63,4 +83,18 @@ func age(ts metav1.Time) string {
 		return "<unknown>"
 	}
 	return duration.HumanDuration(time.Since(ts.Time))
+}
+
+// encodeEmbedded encodes an object nested in another (a Table row) in the
+// reply's format; JSON when that format cannot carry it.
+func (s *Server) encodeEmbedded(obj runtime.Object, out output) []byte {
+	enc := s.codecs.json.Serializer
+	if out.Media == mediaProtobuf && protoCapable(obj) {
+		enc = s.codecs.proto.Serializer
+	}
+	var buf bytes.Buffer
+	if err := enc.Encode(obj, &buf); err != nil {
+		return nil
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }

@@ -35,18 +35,7 @@ type watchEncoder struct {
 }
 
 func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
-	obj = e.view(obj)
-	e.buf.Reset()
-	objEnc := e.out.Info.Serializer
-	if err := objEnc.Encode(obj, &e.buf); err != nil {
-		return err
-	}
-	ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: bytes.TrimRight(e.buf.Bytes(), "\n")}}
-	if err := e.enc.Encode(ev); err != nil {
-		return err
-	}
-	e.flusher.Flush()
-	return nil
+	return e.writeEvent(typ, e.view(obj))
 }
 
 // view turns an object into what the client asked for: the object, a Table
@@ -54,7 +43,7 @@ func (e *watchEncoder) send(typ watch.EventType, obj runtime.Object) error {
 func (e *watchEncoder) view(obj runtime.Object) runtime.Object {
 	switch e.out.As {
 	case "Table":
-		return e.s.table(e.q, []runtime.Object{obj})
+		return e.s.table(e.q, []runtime.Object{obj}, e.out)
 	case "PartialObjectMetadata", "PartialObjectMetadataList":
 		return partialMetadata(obj)
 	}
@@ -66,18 +55,35 @@ func (e *watchEncoder) view(obj runtime.Object) runtime.Object {
 }
 
 func (e *watchEncoder) bookmark(rv int64, initialEnd bool) error {
-	obj := e.q.res.New()
-	obj.GetObjectKind().SetGroupVersionKind(e.q.res.GroupVersionKind())
+	var obj runtime.Object
+	switch e.out.As {
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		obj = &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
+	case "Table":
+		obj = &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
+	default:
+		obj = e.q.res.New()
+		obj.GetObjectKind().SetGroupVersionKind(e.q.res.GroupVersionKind())
+	}
+	if t, ok := obj.(*metav1.Table); ok {
+		t.ResourceVersion = strconv.FormatInt(rv, 10)
+		return e.writeEvent(watch.Bookmark, t)
+	}
 	m, _ := meta.Accessor(obj)
 	m.SetResourceVersion(strconv.FormatInt(rv, 10))
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
+	return e.writeEvent(watch.Bookmark, obj)
+}
+
+// writeEvent encodes one event whose object is already in its final form.
+func (e *watchEncoder) writeEvent(typ watch.EventType, obj runtime.Object) error {
 	e.buf.Reset()
 	if err := e.out.Info.Serializer.Encode(obj, &e.buf); err != nil {
 		return err
 	}
-	ev := &metav1.WatchEvent{Type: string(watch.Bookmark), Object: runtime.RawExtension{Raw: bytes.TrimRight(e.buf.Bytes(), "\n")}}
+	ev := &metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: bytes.TrimRight(e.buf.Bytes(), "\n")}}
 	if err := e.enc.Encode(ev); err != nil {
 		return err
 	}

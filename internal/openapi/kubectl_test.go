@@ -1,5 +1,3 @@
-//go:build kubectl
-
 // These tests run kubectl's own code against the documents: explain, the
 // query-param verifier of apply/create/edit, and apply's v2 fallback.
 // k8s.io/kubectl and k8s.io/cli-runtime are not in go.mod, hence the build

@@ -237,13 +237,11 @@ func (f cronField) check(expr string) error {
 			end = f.max
 		}
 	}
+	step := 1
 	if hasStep {
-		step, err := parseCronInt(stepPart)
-		if err != nil {
+		var err error
+		if step, err = parseCronInt(stepPart); err != nil {
 			return err
-		}
-		if step == 0 {
-			return fmt.Errorf("step of range should be a positive number: %s", expr)
 		}
 	}
 	switch {
@@ -253,6 +251,8 @@ func (f cronField) check(expr string) error {
 		return fmt.Errorf("end of range (%d) above maximum (%d): %s", end, f.max, expr)
 	case start > end:
 		return fmt.Errorf("beginning of range (%d) beyond end of range (%d): %s", start, end, expr)
+	case step == 0:
+		return fmt.Errorf("step of range should be a positive number: %s", expr)
 	}
 	return nil
 }

@@ -292,14 +292,14 @@ func TestDeploymentScaleReadsAndSetsReplicas(t *testing.T) {
 
 func TestDeploymentTableCells(t *testing.T) {
 	d := testDeployment()
-	d.CreationTimestamp = metav1.NewTime(time.Now().Add(-2 * time.Hour))
+	d.CreationTimestamp = metav1.NewTime(time.Now().Add(-5 * time.Hour))
 	d.Spec.Replicas = new(int32(3))
 	d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "envoy:1.30"})
 	d.Status = appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 2, UpdatedReplicas: 3, AvailableReplicas: 2}
 
 	table := deployments().Table
 	got := table.Cells(d)
-	want := []any{"2/3", int64(3), int64(2), "2h", "web,sidecar", "nginx:1.27,envoy:1.30", "app=web"}
+	want := []any{"2/3", int64(3), int64(2), "5h", "web,sidecar", "nginx:1.27,envoy:1.30", "app=web"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cells = %#v\nwant %#v", got, want)
 	}
@@ -322,10 +322,10 @@ func TestReplicaSetCountsInTable(t *testing.T) {
 	}
 }
 
-// TestTablesHaveOneCellPerColumn guards the column lists against drifting
+// TestWorkloadAndClusterTablesHaveOneCellPerColumn guards the column lists against drifting
 // from the cells, for every resource of this group, including the least
 // filled-in objects the API can hold.
-func TestTablesHaveOneCellPerColumn(t *testing.T) {
+func TestWorkloadAndClusterTablesHaveOneCellPerColumn(t *testing.T) {
 	for _, r := range []*Resource{
 		deployments(), replicasets(), statefulsets(), daemonsets(), controllerrevisions(),
 		jobs(), cronjobs(), leases(), endpointslices(), eventsV1(), storageclasses(),

@@ -74,7 +74,7 @@ func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
 			if len(ss.Ports) > 1 && port.Name == "" {
 				errs = append(errs, field.Required(pp.Child("name"), ""))
 			} else if port.Name != "" {
-				errs = append(errs, validateDNSLabelField(port.Name, pp.Child("name"))...)
+				errs = append(errs, validateName(port.Name, nameIsDNSLabel, pp.Child("name"))...)
 				if names.Has(port.Name) {
 					errs = append(errs, field.Duplicate(pp.Child("name"), port.Name))
 				}
@@ -95,7 +95,7 @@ func validateEndpoints(ep *corev1.Endpoints) field.ErrorList {
 func validateEndpointAddress(a *corev1.EndpointAddress, path *field.Path) field.ErrorList {
 	errs := validation.IsValidIP(path.Child("ip"), a.IP)
 	if a.Hostname != "" {
-		errs = append(errs, validateDNSLabelField(a.Hostname, path.Child("hostname"))...)
+		errs = append(errs, validateName(a.Hostname, nameIsDNSLabel, path.Child("hostname"))...)
 	}
 	if a.NodeName != nil {
 		errs = append(errs, validateName(*a.NodeName, nameIsDNSSubdomain, path.Child("nodeName"))...)

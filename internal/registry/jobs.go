@@ -116,6 +116,9 @@ func prepareJob(j *batchv1.Job) {
 		return
 	}
 	tmpl := &j.Spec.Template
+	// Kubernetes' defaulting gives a Job without labels its template's label
+	// map itself, so the labels generated below show on the Job too.
+	mirrored := len(j.Labels) == 0 || maps.Equal(j.Labels, tmpl.Labels)
 	if tmpl.Labels == nil {
 		tmpl.Labels = map[string]string{}
 	}
@@ -140,9 +143,7 @@ func prepareJob(j *batchv1.Job) {
 	if _, ok := j.Spec.Selector.MatchLabels[batchv1.ControllerUidLabel]; !ok {
 		j.Spec.Selector.MatchLabels[batchv1.ControllerUidLabel] = string(j.UID)
 	}
-	// Kubernetes' read-back defaulting copies the now complete template
-	// labels onto a Job that has none.
-	if len(j.Labels) == 0 {
+	if mirrored {
 		j.Labels = maps.Clone(tmpl.Labels)
 	}
 }

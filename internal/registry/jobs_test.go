@@ -78,6 +78,26 @@ func TestJobSelectorIsGeneratedFromUID(t *testing.T) {
 	}
 }
 
+func TestJobLabelsFollowTheTemplateUnlessSet(t *testing.T) {
+	labelled := testJob()
+	labelled.Spec.Template.Labels = map[string]string{"app": "pi"}
+	if errs := createErrors(jobs(), labelled); len(errs) > 0 {
+		t.Fatalf("job rejected: %v", errs)
+	}
+	if labelled.Labels["app"] != "pi" || labelled.Labels["job-name"] != "pi" {
+		t.Errorf("job labels = %v, want the template's, generated ones included", labelled.Labels)
+	}
+
+	own := testJob()
+	own.Labels = map[string]string{"team": "batch"}
+	if errs := createErrors(jobs(), own); len(errs) > 0 {
+		t.Fatalf("job rejected: %v", errs)
+	}
+	if !maps.Equal(own.Labels, map[string]string{"team": "batch"}) {
+		t.Errorf("job labels = %v, want the client's own", own.Labels)
+	}
+}
+
 func TestJobWithManualSelectorKeepsItsOwn(t *testing.T) {
 	j := testJob()
 	j.Spec.ManualSelector = new(true)
@@ -153,8 +173,8 @@ func TestJobTableCells(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name                           string
-		mutate                         func(*batchv1.Job)
+		name                          string
+		mutate                        func(*batchv1.Job)
 		status, completions, duration string
 	}{
 		{"running", func(j *batchv1.Job) { j.Status.StartTime = &started }, "Running", "0/1", "90s"},

@@ -15,7 +15,8 @@ import (
 )
 
 // Name rules, as Kubernetes assigns them per resource. Most names are DNS-1123
-// subdomains; namespaces (and, in skiff, services) are DNS-1123 labels.
+// subdomains; namespaces and services are DNS-1123 labels (services since
+// RelaxedServiceNameValidation went on by default; before, DNS-1035).
 var (
 	nameIsDNSSubdomain apivalidation.ValidateNameFunc = apivalidation.NameIsDNSSubdomain
 	nameIsDNSLabel     apivalidation.ValidateNameFunc = apivalidation.NameIsDNSLabel

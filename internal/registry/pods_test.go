@@ -434,7 +434,7 @@ func TestValidatePodReportsFieldPaths(t *testing.T) {
 				EmptyDir: &corev1.EmptyDirVolumeSource{},
 				HostPath: &corev1.HostPathVolumeSource{Path: "/data"},
 			}}}
-		}, []string{"FieldValueForbidden spec.volumes[0].emptyDir"}},
+		}, []string{"FieldValueForbidden spec.volumes[0].hostPath"}},
 		{"request above limit", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},

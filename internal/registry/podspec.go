@@ -361,9 +361,10 @@ func checkPodSpec(spec *corev1.PodSpec, isPod bool, path *field.Path) field.Erro
 // validatePodTemplateSpec checks a workload's pod template at path
 // (spec.template), including its labels and metadata.
 func validatePodTemplateSpec(tmpl *corev1.PodTemplateSpec, path *field.Path) field.ErrorList {
-	metaPath := path.Child("metadata")
-	errs := metav1validation.ValidateLabels(tmpl.Labels, metaPath.Child("labels"))
-	errs = append(errs, validateAnnotations(tmpl.Annotations, metaPath.Child("annotations"))...)
+	// Kubernetes reports template metadata at spec.template.labels, without
+	// the metadata segment; kept for identical messages.
+	errs := metav1validation.ValidateLabels(tmpl.Labels, path.Child("labels"))
+	errs = append(errs, validateAnnotations(tmpl.Annotations, path.Child("annotations"))...)
 	errs = append(errs, validatePodSpec(&tmpl.Spec, path.Child("spec"))...)
 	if len(tmpl.Spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(path.Child("spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
@@ -393,14 +394,6 @@ func validateOptionalOneOf[T ~string](path *field.Path, value T, allowed ...T) f
 func validateQualifiedName(value string, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, msg := range validation.IsQualifiedName(value) {
-		errs = append(errs, field.Invalid(path, value, msg))
-	}
-	return errs
-}
-
-func validateDNSLabelField(value string, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Label(value) {
 		errs = append(errs, field.Invalid(path, value, msg))
 	}
 	return errs
@@ -546,7 +539,7 @@ func (check containerCheck) common(c *corev1.Container, path *field.Path) field.
 	if c.Name == "" {
 		errs = append(errs, field.Required(path.Child("name"), ""))
 	} else {
-		errs = append(errs, validateDNSLabelField(c.Name, path.Child("name"))...)
+		errs = append(errs, validateName(c.Name, nameIsDNSLabel, path.Child("name"))...)
 	}
 	if c.Image == "" {
 		errs = append(errs, field.Required(path.Child("image"), ""))
@@ -912,7 +905,7 @@ func validateVolumes(volumes []corev1.Volume, path *field.Path) (map[string]core
 		if v.Name == "" {
 			volErrs = append(volErrs, field.Required(p.Child("name"), ""))
 		} else {
-			volErrs = append(volErrs, validateDNSLabelField(v.Name, p.Child("name"))...)
+			volErrs = append(volErrs, validateName(v.Name, nameIsDNSLabel, p.Child("name"))...)
 		}
 		if _, dup := vols[v.Name]; dup {
 			volErrs = append(volErrs, field.Duplicate(p.Child("name"), v.Name))
@@ -930,6 +923,11 @@ func validateVolumeSource(vs *corev1.VolumeSource, path *field.Path) field.Error
 	set := setFields(*vs)
 	if len(set) == 0 {
 		return field.ErrorList{field.Required(path, "must specify a volume type")}
+	}
+	// Kubernetes counts emptyDir first, so it is the one kept when another
+	// source is added by mistake.
+	if i := slices.Index(set, "emptyDir"); i > 0 {
+		set = slices.Concat([]string{"emptyDir"}, slices.Delete(slices.Clone(set), i, i+1))
 	}
 	var errs field.ErrorList
 	for _, extra := range set[1:] {

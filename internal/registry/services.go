@@ -269,7 +269,7 @@ func validateServicePort(p *corev1.ServicePort, requireName bool, names sets.Set
 	if requireName && p.Name == "" {
 		errs = append(errs, field.Required(path.Child("name"), ""))
 	} else if p.Name != "" {
-		errs = append(errs, validateDNSLabelField(p.Name, path.Child("name"))...)
+		errs = append(errs, validateName(p.Name, nameIsDNSLabel, path.Child("name"))...)
 		if names.Has(p.Name) {
 			errs = append(errs, field.Duplicate(path.Child("name"), p.Name))
 		}

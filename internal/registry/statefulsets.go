@@ -96,9 +96,7 @@ func defaultStatefulSet(s *appsv1.StatefulSet) {
 	}
 	for i := range spec.VolumeClaimTemplates {
 		claim := &spec.VolumeClaimTemplates[i]
-		if claim.Spec.VolumeMode == nil {
-			claim.Spec.VolumeMode = new(corev1.PersistentVolumeFilesystem)
-		}
+		defaultPersistentVolumeClaimSpec(&claim.Spec)
 		if claim.Status.Phase == "" {
 			claim.Status.Phase = corev1.ClaimPending
 		}

@@ -76,7 +76,7 @@ func TestStatefulSetValidation(t *testing.T) {
 		{"pod management policy", statefulsets(), badPolicy,
 			"spec.podManagementPolicy", field.ErrorTypeInvalid, "must be 'OrderedReady' or 'Parallel'"},
 		// Pod names double as hostnames.
-		{"name is a DNS label", statefulsets(), dottedName, "metadata.name", field.ErrorTypeInvalid, "RFC 1123 label"},
+		{"name is a DNS label", statefulsets(), dottedName, "metadata.name", field.ErrorTypeInvalid, "must not contain dots"},
 		{"rollingUpdate only with RollingUpdate", statefulsets(), onDeleteWithRollingUpdate,
 			"spec.updateStrategy.rollingUpdate", field.ErrorTypeInvalid, "only allowed for updateStrategy 'RollingUpdate'"},
 	})
