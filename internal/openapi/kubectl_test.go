@@ -1,8 +1,5 @@
 // These tests run kubectl's own code against the documents: explain, the
 // query-param verifier of apply/create/edit, and apply's v2 fallback.
-// k8s.io/kubectl and k8s.io/cli-runtime are not in go.mod, hence the build
-// tag: run them with `go test -tags kubectl` once both are required (or
-// through a go.work that adds a module requiring them).
 
 package openapi
 

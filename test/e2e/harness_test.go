@@ -252,3 +252,5 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	}
 	t.Fatalf("condition not met after %v: %v", timeout, err)
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
