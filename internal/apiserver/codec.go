@@ -36,7 +36,10 @@ type codecs struct {
 }
 
 func newCodecs(scheme *runtime.Scheme) *codecs {
-	f := serializer.NewCodecFactory(scheme, serializer.EnableStrict)
+	// Not EnableStrict: that makes the plain serializers strict as well, and
+	// fieldValidation=Ignore must decode without reporting unknown fields.
+	// StrictSerializer is strict either way.
+	f := serializer.NewCodecFactory(scheme)
 	c := &codecs{factory: f}
 	for _, info := range f.SupportedMediaTypes() {
 		switch info.MediaType {

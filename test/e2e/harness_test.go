@@ -254,3 +254,9 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// runSkiff runs the skiff binary with args and returns its combined output.
+func runSkiff(args ...string) (string, error) {
+	out, err := exec.Command(skiffBin, args...).CombinedOutput()
+	return string(out), err
+}
