@@ -178,7 +178,9 @@ func (h *hub) apply(evs []*clientv3.Event, headerRev int64) {
 	for _, e := range decoded {
 		h.history = append(h.history, e)
 		for w := range h.subs {
-			if !strings.HasPrefix(e.Key, w.prefix) {
+			// A watcher that started from a newer revision than the hub
+			// has reached skips what it already has.
+			if e.Revision <= w.from || !strings.HasPrefix(e.Key, w.prefix) {
 				continue
 			}
 			select {
