@@ -1,7 +1,7 @@
 // Package admission changes and checks objects on their way into the store,
 // after validation: the namespace lifecycle (no content in missing or
-// terminating namespaces) and the allocation of Service cluster IPs and node
-// ports. PodPreset injection joins it with the workloads issue.
+// terminating namespaces), the pod's default service account, and the
+// allocation of Service cluster IPs and node ports. PodPreset injection joins it with the workloads issue.
 package admission
 
 import (
@@ -49,6 +49,10 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 		if err := c.namespaceOpen(ctx, obj); err != nil {
 			return err
 		}
+	}
+	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create && pod.Spec.ServiceAccountName == "" {
+		// The ServiceAccount admission plugin's default.
+		pod.Spec.ServiceAccountName = "default"
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		var oldSvc *corev1.Service

@@ -30,6 +30,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	nscontroller "github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/metrics"
 	"github.com/skiff-sh/skiff/internal/openapi"
@@ -229,6 +230,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			}
 		}
 		nsc := nscontroller.New(client, md, factory, namespaced, log.With("controller", "namespace"))
+		sac := serviceaccount.New(client, factory, creds.serverCA.CertPEM, log.With("controller", "serviceaccount"))
 		factory.Start(gctx.Done())
 		var gcResources []garbagecollector.Resource
 		for _, r := range resources {
@@ -237,6 +239,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		gc := garbagecollector.New(md, gcResources, log.With("controller", "garbagecollector"))
 		cg, cctx := errgroup.WithContext(gctx)
 		cg.Go(func() error { return nsc.Run(cctx) })
+		cg.Go(func() error { return sac.Run(cctx) })
 		cg.Go(func() error { return gc.Run(cctx) })
 		return cg.Wait()
 	})
