@@ -53,6 +53,7 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create && pod.Spec.ServiceAccountName == "" {
 		// The ServiceAccount admission plugin's default.
 		pod.Spec.ServiceAccountName = "default"
+		pod.Spec.DeprecatedServiceAccount = "default"
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		var oldSvc *corev1.Service

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/store"
@@ -732,8 +733,12 @@ func (s *Server) deleteOptions(q *request) (*metav1.DeleteOptions, error) {
 	return opts, nil
 }
 
+// yamlOrJSONUnmarshal reads a DeleteOptions body sent as JSON or YAML.
 func yamlOrJSONUnmarshal(data []byte, v any) error {
-	return json.Unmarshal(data, v)
+	if json.Valid(data) {
+		return json.Unmarshal(data, v)
+	}
+	return utilyaml.Unmarshal(data, v)
 }
 
 func (s *Server) delete(q *request) error {
@@ -758,7 +763,7 @@ func (s *Server) delete(q *request) error {
 			s.writeResult(q, http.StatusOK, obj, out)
 			return nil
 		}
-		s.writeObject(q.w, q.r, http.StatusOK, st, output{Media: mediaJSON, Info: s.codecs.json})
+		s.writeObject(q.w, q.r, http.StatusOK, st, out)
 		return nil
 	}
 	s.writeResult(q, http.StatusOK, obj, out)
@@ -826,6 +831,11 @@ func (s *Server) deleteCollection(q *request) error {
 	if err != nil {
 		return err
 	}
+	// No sample: writeObject falls back to JSON for lists protobuf cannot carry.
+	out, err := s.codecs.negotiate(q.r, nil)
+	if err != nil {
+		return err
+	}
 	sel, err := s.parseSelection(q)
 	if err != nil {
 		return err
@@ -852,6 +862,6 @@ func (s *Server) deleteCollection(q *request) error {
 	}
 	meta.SetList(list, deleted)
 	list.GetObjectKind().SetGroupVersionKind(q.res.GroupVersion().WithKind(q.res.Kind + "List"))
-	s.writeObject(q.w, q.r, http.StatusOK, list, output{Media: mediaJSON, Info: s.codecs.json})
+	s.writeObject(q.w, q.r, http.StatusOK, list, out)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -33,6 +34,17 @@ func unsupportedPatch(ct string) error {
 		fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s", types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType))
 }
 
+// maxJSONPatchOperations is kube-apiserver's limit on one JSON patch.
+const maxJSONPatchOperations = 10000
+
+func init() {
+	// json-patch copies without limit unless told otherwise: a few "copy"
+	// operations that each double the document exhaust memory and CPU
+	// (CVE-2019-1002100). This package variable is its only knob;
+	// kube-apiserver caps the copied bytes at the request body limit too.
+	jsonpatch.AccumulatedCopySizeLimit = maxBodyBytes
+}
+
 // applyPatch applies a patch document to an object's JSON.
 func applyPatch(pt types.PatchType, original, patch []byte, schemaObj runtime.Object) ([]byte, error) {
 	switch pt {
@@ -40,6 +52,9 @@ func applyPatch(pt types.PatchType, original, patch []byte, schemaObj runtime.Ob
 		p, err := jsonpatch.DecodePatch(patch)
 		if err != nil {
 			return nil, badRequest("invalid JSON patch: %v", err)
+		}
+		if len(p) > maxJSONPatchOperations {
+			return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(p)))
 		}
 		out, err := p.Apply(original)
 		if err != nil {
@@ -53,12 +68,24 @@ func applyPatch(pt types.PatchType, original, patch []byte, schemaObj runtime.Ob
 		}
 		return out, nil
 	default:
-		out, err := strategicpatch.StrategicMergePatch(original, patch, schemaObj)
-		if err != nil {
-			return nil, badRequest("invalid strategic merge patch: %v", err)
-		}
-		return out, nil
+		return strategicMergePatch(original, patch, schemaObj)
 	}
+}
+
+// strategicMergePatch applies a strategic merge patch. strategicpatch panics
+// on some malformed directives (a $retainKeys list holding objects); such a
+// patch is the client's error, not a reason to drop the connection.
+func strategicMergePatch(original, patch []byte, schemaObj runtime.Object) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, badRequest("invalid strategic merge patch: %v", r)
+		}
+	}()
+	out, err = strategicpatch.StrategicMergePatch(original, patch, schemaObj)
+	if err != nil {
+		return nil, badRequest("invalid strategic merge patch: %v", err)
+	}
+	return out, nil
 }
 
 // patch serves PATCH on an object or its status: the patch is applied to the

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -140,7 +141,24 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.writeError(w, r, notFoundPath())
 	})
-	return s.authenticate(mux)
+	return s.recoverPanics(s.authenticate(mux))
+}
+
+// recoverPanics answers a handler's panic with a 500 Status instead of a
+// reset connection, and logs it.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("%v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Run serves HTTPS until ctx ends, then shuts down gracefully.

@@ -263,6 +263,10 @@ func validatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	munged.ActiveDeadlineSeconds = old.Spec.ActiveDeadlineSeconds
 	munged.Tolerations = old.Spec.Tolerations
 	munged.SchedulingGates = old.Spec.SchedulingGates
+	// serviceAccount only mirrors serviceAccountName (Kubernetes' internal
+	// type has no such field, so its validation never compares it): an old
+	// pod stored with it unset must not fail every later update.
+	munged.DeprecatedServiceAccount = old.Spec.DeprecatedServiceAccount
 	if og, ng := old.Spec.TerminationGracePeriodSeconds, munged.TerminationGracePeriodSeconds; og != nil && *og < 0 && ng != nil && *ng == 1 {
 		munged.TerminationGracePeriodSeconds = og
 	}

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 )
 
@@ -22,6 +26,13 @@ type rawAPI struct {
 	t    *testing.T
 	base string
 	c    *http.Client
+}
+
+// with returns a copy that reports to t, for use in subtests.
+func (a *rawAPI) with(t *testing.T) *rawAPI {
+	c := *a
+	c.t = t
+	return &c
 }
 
 func newRawAPI(s *server) *rawAPI {
@@ -176,14 +187,16 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	s := startServer(t)
 	a := newRawAPI(s)
 	t.Cleanup(func() {
-		// Everything the subtests made lives in default and in namespaces
-		// named bad-*; the server and its data dir go with the test too.
-		a.do("DELETE", cmPath, nil)
+		// The subtests make configmaps, deployments and pods in default,
+		// which holds none of these on a fresh server but kube-root-ca.crt,
+		// and the namespace bad-terminating, which its subtest removes.
+		a.do("DELETE", cmPath+"?fieldSelector=metadata.name!%3Dkube-root-ca.crt", nil)
 		a.do("DELETE", deployPath, nil)
 		a.do("DELETE", podPath+"?gracePeriodSeconds=0", nil)
 	})
 
 	t.Run("MalformedJSON", func(t *testing.T) {
+		a := a.with(t)
 		r := a.do("POST", cmPath, []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":`), "application/json")
 		a.status("malformed JSON", r, 400, metav1.StatusReasonBadRequest)
 		r = a.do("POST", cmPath, []byte(`[1,2,3]`), "application/json")
@@ -193,6 +206,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("MalformedYAML", func(t *testing.T) {
+		a := a.with(t)
 		r := a.do("POST", cmPath, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n  labels: {a: b\n"), "application/yaml")
 		a.status("malformed YAML", r, 400, metav1.StatusReasonBadRequest)
 		r = a.do("POST", cmPath, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n"), "application/yaml")
@@ -202,12 +216,14 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("KindDoesNotMatchPath", func(t *testing.T) {
+		a := a.with(t)
 		body := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc-as-cm"},"spec":{"ports":[{"port":80}]}}`
 		st := a.status("Service to configmaps", a.do("POST", cmPath, []byte(body), "application/json"), 400, metav1.StatusReasonBadRequest)
 		wantMessage(t, "Service to configmaps", st, "Service", "ConfigMap")
 	})
 
 	t.Run("WrongAPIVersion", func(t *testing.T) {
+		a := a.with(t)
 		for _, av := range []string{"v2", "apps/v1", "nonsense/v9"} {
 			body := `{"apiVersion":"` + av + `","kind":"ConfigMap","metadata":{"name":"wrong-version"}}`
 			a.status("apiVersion "+av, a.do("POST", cmPath, []byte(body), "application/json"), 400, metav1.StatusReasonBadRequest)
@@ -218,6 +234,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("MissingRequiredFields", func(t *testing.T) {
+		a := a.with(t)
 		body := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"empty"},"spec":{}}`
 		st := a.status("deployment without selector and template", a.do("POST", deployPath, []byte(body), "application/json"), 422, metav1.StatusReasonInvalid)
 		wantCauses(t, "deployment without selector and template", st, "spec.selector", "spec.template.metadata.labels", "spec.template.spec.containers")
@@ -239,6 +256,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("InvalidNames", func(t *testing.T) {
+		a := a.with(t)
 		for what, name := range map[string]string{
 			"upper case": "Upper_Case",
 			"too long":   strings.Repeat("a", 254),
@@ -248,22 +266,32 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 			st := a.status(what, a.do("POST", cmPath, []byte(body), "application/json"), 422, metav1.StatusReasonInvalid)
 			wantCauses(t, what, st, "metadata.name")
 		}
-		// Pods take DNS subdomains; a 64-character label is fine, 254 is not.
+		// Namespace names are DNS labels: 64 characters is one too many.
 		body := `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"` + strings.Repeat("n", 64) + `"}}`
 		st := a.status("namespace name over 63", a.do("POST", "/api/v1/namespaces", []byte(body), "application/json"), 422, metav1.StatusReasonInvalid)
 		wantCauses(t, "namespace name over 63", st, "metadata.name")
 	})
 
 	t.Run("OversizedBody", func(t *testing.T) {
+		a := a.with(t)
 		big := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"a":"` + strings.Repeat("x", 3<<20+10) + `"}}`
-		a.status("4 MiB body", a.do("POST", cmPath, []byte(big), "application/json"), 413, metav1.StatusReasonRequestEntityTooLarge)
+		a.status("body over 3 MiB", a.do("POST", cmPath, []byte(big), "application/json"), 413, metav1.StatusReasonRequestEntityTooLarge)
 		a.stillServes()
+		// The same over HTTP/1.1, where the server stops reading mid-body.
+		tlsCfg, err := rest.TLSConfigFor(s.restConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h1 := &rawAPI{t: t, base: a.base, c: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
+		h1.status("body over 3 MiB over HTTP/1.1", h1.do("POST", cmPath, []byte(big), "application/json"), 413, metav1.StatusReasonRequestEntityTooLarge)
+		h1.stillServes()
 		if r := a.do("GET", cmPath+"/big", nil); r.code != http.StatusNotFound {
 			t.Errorf("oversized configmap was stored: %s", r)
 		}
 	})
 
 	t.Run("UnknownResourcePath", func(t *testing.T) {
+		a := a.with(t)
 		for _, p := range []string{
 			"/api/v1/namespaces/default/foos",
 			"/apis/nosuch.example.com/v1/things",
@@ -280,6 +308,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("FieldValidation", func(t *testing.T) {
+		a := a.with(t)
 		body := func(name string) []byte { return []byte(deploymentJSON(name, `"foo":1,`)) }
 		st := a.status("Strict unknown field", a.do("POST", deployPath+"?fieldValidation=Strict", body("fv-strict"), "application/json"), 400, metav1.StatusReasonBadRequest)
 		wantMessage(t, "Strict unknown field", st, `unknown field "spec.foo"`)
@@ -316,12 +345,14 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("MissingNamespace", func(t *testing.T) {
+		a := a.with(t)
 		body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"orphan"}}`
 		st := a.status("create in missing namespace", a.do("POST", "/api/v1/namespaces/x/configmaps", []byte(body), "application/json"), 404, metav1.StatusReasonNotFound)
 		wantMessage(t, "create in missing namespace", st, `namespaces "x" not found`)
 	})
 
 	t.Run("TerminatingNamespace", func(t *testing.T) {
+		a := a.with(t)
 		// A finalizer nobody removes keeps the namespace Terminating.
 		a.mustCreate("/api/v1/namespaces", `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bad-terminating","finalizers":["skiff.test/hold"]}}`)
 		t.Cleanup(func() {
@@ -337,6 +368,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("Patches", func(t *testing.T) {
+		a := a.with(t)
 		a.mustCreate(cmPath, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"patched"},"data":{"a":"1"}}`)
 		a.status("text/plain patch", a.do("PATCH", cmPath+"/patched", []byte(`{"data":{"a":"2"}}`), "text/plain"), 415, metav1.StatusReasonUnsupportedMediaType)
 		a.status("no content type patch", a.do("PATCH", cmPath+"/patched", []byte(`{"data":{"a":"2"}}`)), 415, metav1.StatusReasonUnsupportedMediaType)
@@ -351,6 +383,26 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 		a.status("patch to a wrong type", a.do("PATCH", cmPath+"/patched", []byte(`{"data":"string"}`), "application/merge-patch+json"), 400, metav1.StatusReasonBadRequest)
 		a.status("patch of missing object", a.do("PATCH", cmPath+"/nosuch", []byte(`{"data":{"a":"2"}}`), "application/merge-patch+json"), 404, metav1.StatusReasonNotFound)
 
+		// Copies that double the document 40 times would need terabytes.
+		ops := []string{`{"op":"add","path":"/data/l0","value":{"x":"` + strings.Repeat("x", 1024) + `"}}`}
+		for i := 0; i < 40; i++ {
+			ops = append(ops,
+				fmt.Sprintf(`{"op":"add","path":"/data/l%d","value":{}}`, i+1),
+				fmt.Sprintf(`{"op":"copy","from":"/data/l%d","path":"/data/l%d/a"}`, i, i+1),
+				fmt.Sprintf(`{"op":"copy","from":"/data/l%d","path":"/data/l%d/b"}`, i, i+1))
+		}
+		start := time.Now()
+		a.status("copy bomb", a.do("PATCH", cmPath+"/patched", []byte("["+strings.Join(ops, ",")+"]"), "application/json-patch+json"), 422, metav1.StatusReasonInvalid)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("copy bomb took %v", d)
+		}
+		many := "[" + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/data/a","value":"1"},`, 10001), ",") + "]"
+		a.status("10001 operations", a.do("PATCH", cmPath+"/patched", []byte(many), "application/json-patch+json"), 413, metav1.StatusReasonRequestEntityTooLarge)
+
+		// strategicpatch panics on a $retainKeys list that holds objects.
+		a.status("$retainKeys of objects", a.do("PATCH", cmPath+"/patched", []byte(`{"data":{"$retainKeys":[{}]}}`), "application/strategic-merge-patch+json"), 400, metav1.StatusReasonBadRequest)
+		a.stillServes()
+
 		r := a.do("GET", cmPath+"/patched", nil)
 		if !strings.Contains(string(r.body), `"a":"1"`) {
 			t.Errorf("failed patches changed the object: %s", r)
@@ -358,6 +410,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("UpdateNameMismatch", func(t *testing.T) {
+		a := a.with(t)
 		a.mustCreate(cmPath, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"named"}}`)
 		body := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}`
 		st := a.status("PUT name mismatch", a.do("PUT", cmPath+"/named", []byte(body), "application/json"), 400, metav1.StatusReasonBadRequest)
@@ -371,21 +424,38 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("GarbageProtobuf", func(t *testing.T) {
+		a := a.with(t)
 		for what, body := range map[string][]byte{
-			"random bytes":         {0x01, 0x02, 0xff, 0xfe, 0x00, 0x42},
-			"magic then garbage":   append([]byte("k8s\x00"), 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01),
-			"magic only":           []byte("k8s\x00"),
-			"JSON as protobuf":     []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}`),
-			"truncated unknown":    append([]byte("k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x05"), 0x0a),
-			"wrong kind in header": append([]byte("k8s\x00\x0a\x0b\x0a\x02v1\x12\x05Dummy"), []byte{}...),
+			"random bytes":       {0x01, 0x02, 0xff, 0xfe, 0x00, 0x42},
+			"magic then garbage": append([]byte("k8s\x00"), 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01),
+			"magic only":         []byte("k8s\x00"),
+			"JSON as protobuf":   []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}`),
+			"truncated unknown":  append([]byte("k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x05"), 0x0a),
+			"unknown kind":       []byte("k8s\x00\x0a\x0b\x0a\x02v1\x12\x05Dummy"),
 		} {
 			r := a.do("POST", cmPath, body, "application/vnd.kubernetes.protobuf")
 			a.status("protobuf "+what, r, 400, metav1.StatusReasonBadRequest)
+		}
+		pb := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+		encode := func(obj runtime.Object) []byte {
+			var b bytes.Buffer
+			if err := pb.Encode(obj, &b); err != nil {
+				t.Fatal(err)
+			}
+			return b.Bytes()
+		}
+		secret := encode(&corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "pb-secret"}})
+		st := a.status("protobuf Secret to configmaps", a.do("POST", cmPath, secret, "application/vnd.kubernetes.protobuf"), 400, metav1.StatusReasonBadRequest)
+		wantMessage(t, "protobuf Secret to configmaps", st, "Secret", "ConfigMap")
+		cm := encode(&corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: metav1.ObjectMeta{Name: "pb-cm"}, Data: map[string]string{"a": "b"}})
+		if r := a.do("POST", cmPath, cm, "application/vnd.kubernetes.protobuf"); r.code != http.StatusCreated {
+			t.Errorf("valid protobuf ConfigMap: %s", r)
 		}
 		a.stillServes()
 	})
 
 	t.Run("GenerateName", func(t *testing.T) {
+		a := a.with(t)
 		obj := a.mustCreate(cmPath, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"gen-"}}`)
 		name, _ := obj["metadata"].(map[string]any)["name"].(string)
 		if !regexp.MustCompile(`^gen-[bcdfghjklmnpqrstvwxz2456789]{5}$`).MatchString(name) {
@@ -407,6 +477,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("DryRun", func(t *testing.T) {
+		a := a.with(t)
 		r := a.do("POST", cmPath+"?dryRun=All", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dry"}}`), "application/json")
 		if r.code != http.StatusCreated {
 			t.Fatalf("dryRun create: %s", r)
@@ -430,6 +501,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("DeletePreconditions", func(t *testing.T) {
+		a := a.with(t)
 		obj := a.mustCreate(cmPath, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"guarded"}}`)
 		uid := obj["metadata"].(map[string]any)["uid"].(string)
 		body := `{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"00000000-0000-0000-0000-000000000000"}}`
@@ -437,6 +509,8 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 		wantMessage(t, "wrong uid precondition", st, "Precondition failed")
 		body = `{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"resourceVersion":"1"}}`
 		a.status("wrong resourceVersion precondition", a.do("DELETE", cmPath+"/guarded", []byte(body), "application/json"), 409, metav1.StatusReasonConflict)
+		yamlBody := "kind: DeleteOptions\napiVersion: v1\npreconditions:\n  uid: 00000000-0000-0000-0000-000000000000\n"
+		a.status("wrong uid precondition in YAML", a.do("DELETE", cmPath+"/guarded", []byte(yamlBody), "application/yaml"), 409, metav1.StatusReasonConflict)
 		a.status("bad DeleteOptions", a.do("DELETE", cmPath+"/guarded", []byte(`{"preconditions":`), "application/json"), 400, metav1.StatusReasonBadRequest)
 		a.status("bad propagationPolicy", a.do("DELETE", cmPath+"/guarded?propagationPolicy=Sideways", nil), 422, metav1.StatusReasonInvalid)
 		if r := a.do("GET", cmPath+"/guarded", nil); r.code != http.StatusOK {
@@ -449,6 +523,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("ImmutableFields", func(t *testing.T) {
+		a := a.with(t)
 		obj := a.mustCreate(deployPath, deploymentJSON("immutable", ""))
 		spec := obj["spec"].(map[string]any)
 		spec["selector"] = map[string]any{"matchLabels": map[string]any{"app": "immutable", "extra": "x"}}
@@ -489,6 +564,7 @@ func TestBadRequestBodiesGetStatusErrorsAndServerKeepsServing(t *testing.T) {
 	})
 
 	t.Run("BadMediaTypesVerbsAndQueries", func(t *testing.T) {
+		a := a.with(t)
 		cm := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"media"}}`)
 		a.status("text/plain body", a.do("POST", cmPath, cm, "text/plain"), 415, metav1.StatusReasonUnsupportedMediaType)
 		a.status("unparsable Content-Type", a.do("POST", cmPath, cm, "application/json;;=="), 415, metav1.StatusReasonUnsupportedMediaType)
