@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -144,9 +145,20 @@ func connect(ctx context.Context, cfg Config) (*Datastore, error) {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		_, err = c.Get(pctx, "compact_rev_key", clientv3.WithCountOnly())
+		actx, acancel := context.WithTimeout(pctx, 2*time.Second)
+		_, err = c.Get(actx, "compact_rev_key", clientv3.WithCountOnly())
+		acancel()
 		if err == nil {
 			return &Datastore{Client: c}, nil
+		}
+		// The client only reports a deadline; a TLS rejection (unknown CA,
+		// missing or untrusted client certificate) will not heal, so fail
+		// now and say why.
+		if tlsCfg != nil {
+			if terr := probeTLS(eps, tlsCfg); terr != nil {
+				c.Close()
+				return nil, fmt.Errorf("etcd %v refused the TLS connection: %w", eps, terr)
+			}
 		}
 		select {
 		case <-pctx.Done():
@@ -155,6 +167,38 @@ func connect(ctx context.Context, cfg Config) (*Datastore, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// probeTLS returns the TLS error an endpoint answers with, or nil when the
+// connection works or fails for another reason. Under TLS 1.3 the server
+// judges the client certificate after the handshake, so its verdict arrives
+// as an alert on the first read.
+func probeTLS(endpoints []string, cfg *tls.Config) error {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme != "https" {
+			continue
+		}
+		tc := cfg.Clone()
+		tc.NextProtos = []string{"h2"}
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname()
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", u.Host, tc)
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err = conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err == nil {
+				_, err = conn.Read(make([]byte, 1))
+			}
+			conn.Close()
+		}
+		var verr *tls.CertificateVerificationError
+		var opErr *net.OpError
+		if errors.As(err, &verr) || errors.As(err, &opErr) && opErr.Op == "remote error" {
+			return err
+		}
+	}
+	return nil
 }
 
 func mustURL(s string) url.URL {
