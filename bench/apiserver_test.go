@@ -58,10 +58,15 @@ func freePort(b *testing.B) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// start launches a server and returns once /readyz answers 200, with the
-// time that took.
+// start launches a server in a fresh data dir and returns once /readyz
+// answers 200, with the time that took.
 func start(b *testing.B) (*proc, time.Duration) {
-	p := &proc{dataDir: b.TempDir(), port: freePort(b)}
+	return launch(b, b.TempDir(), freePort(b))
+}
+
+// launch starts a server on dataDir and port and waits for /readyz.
+func launch(b *testing.B, dataDir string, port int) (*proc, time.Duration) {
+	p := &proc{dataDir: dataDir, port: port}
 	p.cmd = exec.Command(skiffBin(b), "server", "--data-dir", p.dataDir, "--bind-address", "127.0.0.1",
 		"--https-listen-port", strconv.Itoa(p.port), "--disable-agent")
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -126,40 +131,13 @@ func BenchmarkStartToReady(b *testing.B) {
 		p, d := start(b)
 		fresh = append(fresh, d)
 		p.stop()
-		cmd := exec.Command(skiffBin(b), "server", "--data-dir", p.dataDir, "--bind-address", "127.0.0.1",
-			"--https-listen-port", strconv.Itoa(p.port), "--disable-agent")
-		p.cmd = cmd
-		p2, d2 := restartIn(b, p)
+		p2, d2 := launch(b, p.dataDir, p.port)
 		restart = append(restart, d2)
 		p2.stop()
 	}
 	b.ReportMetric(ms(median(fresh)), "ms-fresh-start")
 	b.ReportMetric(ms(median(restart)), "ms-restart")
 	b.ReportMetric(0, "ns/op")
-}
-
-func restartIn(b *testing.B, old *proc) (*proc, time.Duration) {
-	p := &proc{dataDir: old.dataDir, port: old.port}
-	p.cmd = exec.Command(skiffBin(b), "server", "--data-dir", p.dataDir, "--bind-address", "127.0.0.1",
-		"--https-listen-port", strconv.Itoa(p.port), "--disable-agent")
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}, Timeout: time.Second}
-	begin := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	for time.Since(begin) < 30*time.Second {
-		resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/readyz", p.port))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p, time.Since(begin)
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	b.Fatal("restart not ready in 30s")
-	return nil, 0
 }
 
 // BenchmarkIdleRSS is the server's resident memory 5 s after it is ready.

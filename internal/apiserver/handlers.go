@@ -448,19 +448,26 @@ func (s *Server) validate(q *request, obj, old runtime.Object) error {
 	return nil
 }
 
+// readObject negotiates the reply format and decodes the request body as
+// the resource's kind.
+func (s *Server) readObject(q *request) (output, runtime.Object, error) {
+	out, err := s.codecs.negotiate(q.r, q.res.New())
+	if err != nil {
+		return out, nil, err
+	}
+	data, err := readBody(q.r)
+	if err != nil {
+		return out, nil, err
+	}
+	obj, err := s.decodeObject(q, data, q.res.GroupVersionKind(), q.res.New())
+	return out, obj, err
+}
+
 func (s *Server) create(q *request) error {
 	if q.res.Namespaced && q.ri.Namespace == "" {
 		return apierrors.NewMethodNotSupported(q.gr(), "create")
 	}
-	out, err := s.codecs.negotiate(q.r, q.res.New())
-	if err != nil {
-		return err
-	}
-	data, err := readBody(q.r)
-	if err != nil {
-		return err
-	}
-	obj, err := s.decodeObject(q, data, q.res.GroupVersionKind(), q.res.New())
+	out, obj, err := s.readObject(q)
 	if err != nil {
 		return err
 	}
@@ -537,15 +544,7 @@ func uuidNew() types.UID { return types.UID(uuid.NewString()) }
 
 // update serves PUT on the object, its status or (namespaces) finalize.
 func (s *Server) update(q *request, sub string) error {
-	out, err := s.codecs.negotiate(q.r, q.res.New())
-	if err != nil {
-		return err
-	}
-	data, err := readBody(q.r)
-	if err != nil {
-		return err
-	}
-	incoming, err := s.decodeObject(q, data, q.res.GroupVersionKind(), q.res.New())
+	out, incoming, err := s.readObject(q)
 	if err != nil {
 		return err
 	}
