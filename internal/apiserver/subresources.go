@@ -39,6 +39,9 @@ func (s *Server) scale(q *request) error {
 		return err
 	}
 	write := func(obj runtime.Object) {
+		for _, w := range q.warnings {
+			q.w.Header().Add("Warning", fmt.Sprintf("299 - %q", w))
+		}
 		s.writeObject(q.w, q.r, http.StatusOK, q.scaleOf(obj), out)
 	}
 	switch q.ri.Verb {
@@ -92,9 +95,15 @@ func (s *Server) scale(q *request) error {
 			if err != nil {
 				return nil, err
 			}
-			obj, _, err := s.codecs.json.Serializer.Decode(patched, &scaleGVK, &autoscalingv1.Scale{})
+			// The patched Scale is JSON whatever the patch's media type;
+			// fieldValidation applies to it as to any body.
+			jq := *q
+			jq.r = q.r.Clone(q.ctx)
+			jq.r.Header.Set("Content-Type", mediaJSON)
+			obj, err := s.decodeObject(&jq, patched, scaleGVK, &autoscalingv1.Scale{})
+			q.warnings = jq.warnings
 			if err != nil {
-				return nil, badRequest("%v", err)
+				return nil, err
 			}
 			sc = obj.(*autoscalingv1.Scale)
 		}
@@ -171,7 +180,7 @@ func (s *Server) bindPod(q *request) error {
 		return err
 	}
 	st := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated}
-	s.writeObject(q.w, q.r, http.StatusCreated, st, output{Media: mediaJSON, Info: s.codecs.json})
+	s.writeStatus(q, http.StatusCreated, st)
 	return nil
 }
 
@@ -211,8 +220,17 @@ func (s *Server) evictPod(q *request) error {
 		return err
 	}
 	st := &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated}
-	s.writeObject(q.w, q.r, http.StatusCreated, st, output{Media: mediaJSON, Info: s.codecs.json})
+	s.writeStatus(q, http.StatusCreated, st)
 	return nil
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// writeStatus replies with a success Status in the negotiated format.
+func (s *Server) writeStatus(q *request, code int, st *metav1.Status) {
+	out, err := s.codecs.negotiate(q.r, st)
+	if err != nil {
+		out = output{Media: mediaJSON, Info: s.codecs.json}
+	}
+	s.writeObject(q.w, q.r, code, st, out)
+}
