@@ -25,6 +25,7 @@ LDFLAGS = -s -w \
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-runtime ./cmd/skiff-runtime
 
 run: build
 	@echo "Starting skiff server with data in $(DATA_DIR)."
@@ -32,10 +33,11 @@ run: build
 	@echo "              or:  SKIFF_DATA_DIR=$(DATA_DIR) bin/skiff kubectl get ns"
 	bin/skiff server --data-dir $(DATA_DIR) --write-kubeconfig $(DATA_DIR)/kubeconfig.yaml
 
-# deps installs what the tests need beyond Go. Today nothing: the external
-# etcd of the datastore tests is built from the etcd module skiff uses.
+# deps installs what the tests need beyond Go: busybox-static for the
+# runtime tests' root filesystems. (The external etcd of the datastore tests
+# is built from the etcd module skiff uses.)
 deps:
-	@$(GO) version
+	@test -x /bin/busybox || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
 
 test: deps build
 	$(GO) vet ./...

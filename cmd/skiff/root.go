@@ -27,7 +27,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServerCommand(), newKubectlCommand(), newVersionCommand(), newResetCommand())
+	root.AddCommand(newServerCommand(), newKubectlCommand(), newRuntimeCommand(), newVersionCommand(), newResetCommand())
 	return root
 }
 

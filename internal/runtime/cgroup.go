@@ -1,0 +1,84 @@
+package runtime
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fs2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupRoot is where containers without a cgroupsPath go.
+const cgroupRoot = "/skiff"
+
+// cgroupConfig translates the spec's resources into the cgroups library's.
+// Devices are not restricted yet (SkipDevices).
+func cgroupConfig(id string, spec *specs.Spec) *cgroups.Cgroup {
+	path := filepath.Join(cgroupRoot, id)
+	res := &cgroups.Resources{SkipDevices: true}
+	if l := spec.Linux; l != nil {
+		if l.CgroupsPath != "" {
+			path = l.CgroupsPath
+			// runc's systemd form "slice:prefix:name" is not used here.
+			if !strings.HasPrefix(path, "/") {
+				path = "/" + path
+			}
+		}
+		if r := l.Resources; r != nil {
+			if m := r.Memory; m != nil {
+				res.Memory = deref(m.Limit)
+				res.MemoryReservation = deref(m.Reservation)
+				res.MemorySwap = deref(m.Swap)
+				if m.Swappiness != nil {
+					s := *m.Swappiness
+					res.MemorySwappiness = &s
+				}
+			}
+			if c := r.CPU; c != nil {
+				res.CpuShares = deref(c.Shares)
+				res.CpuQuota = deref(c.Quota)
+				res.CpuPeriod = deref(c.Period)
+				res.CpusetCpus = c.Cpus
+				res.CpusetMems = c.Mems
+			}
+			if p := r.Pids; p != nil && p.Limit != nil {
+				limit := *p.Limit
+				res.PidsLimit = &limit
+			}
+		}
+	}
+	return &cgroups.Cgroup{Path: path, Resources: res}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// newCgroupManager picks the v2 manager where the host is unified and the
+// v1 manager otherwise, including the hybrid layout where cgroup2 is
+// mounted beside the v1 controllers.
+func newCgroupManager(cg *cgroups.Cgroup, paths map[string]string) (cgroups.Manager, error) {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return fs2.NewManager(cg, filepath.Join("/sys/fs/cgroup", cg.Path))
+	}
+	m, err := fs.NewManager(cg, paths)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup manager: %w", err)
+	}
+	return m, nil
+}
+
+// memoryPath is the memory controller's directory of a manager.
+func memoryPath(m cgroups.Manager) string {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return m.Path("")
+	}
+	return m.Path("memory")
+}

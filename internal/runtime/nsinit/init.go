@@ -1,0 +1,314 @@
+package nsinit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// RunInit is the container's init. It runs on one locked OS thread (the
+// main package locks it in init) because setns, unshare and capability
+// changes apply to the calling thread, and execve keeps that thread's view.
+func RunInit() int {
+	runtime.LockOSThread()
+	sync := os.NewFile(4, "sync")
+	if err := initContainer(); err != nil {
+		writeMessage(sync, Message{Type: "error", Msg: err.Error()})
+		return 1
+	}
+	return 0 // not reached: initContainer execs
+}
+
+func initContainer() error {
+	data, err := io.ReadAll(os.NewFile(3, "config"))
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("decode config: %w", err)
+	}
+	spec := cfg.Spec
+	if spec == nil || spec.Process == nil {
+		return errors.New("config without process")
+	}
+	if err := joinNamespaces(spec); err != nil {
+		return err
+	}
+	// The fifo must be reachable after pivot_root: keep a path fd to it.
+	fifo, err := unix.Open(cfg.ExecFIFO, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	if hasNewNamespace(spec, specs.MountNamespace) {
+		if err := setupRootfs(spec, cfg.Rootfs); err != nil {
+			return err
+		}
+	}
+	if hasNewNamespace(spec, specs.UTSNamespace) {
+		if spec.Hostname != "" {
+			if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+				return fmt.Errorf("sethostname: %w", err)
+			}
+		}
+		if spec.Domainname != "" {
+			if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+				return fmt.Errorf("setdomainname: %w", err)
+			}
+		}
+	}
+	if err := applySysctls(spec); err != nil {
+		return err
+	}
+	if err := setupProcess(spec.Process); err != nil {
+		return err
+	}
+	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})
+	unix.Close(4)
+
+	// Block until `start` opens the fifo for reading.
+	w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo for writing: %w", err)
+	}
+	unix.Write(w, []byte{0})
+	unix.Close(w)
+	unix.Close(fifo)
+	return execProcess(spec.Process)
+}
+
+func hasNewNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+var nsFlags = map[specs.LinuxNamespaceType]int{
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+}
+
+// joinNamespaces enters the namespaces given by path and creates the cgroup
+// namespace (after the runtime put us in our cgroup, so that it is the
+// namespace's root).
+func joinNamespaces(spec *specs.Spec) error {
+	if spec.Linux == nil {
+		return nil
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Path == "" {
+			continue
+		}
+		switch ns.Type {
+		case specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace:
+		default:
+			return fmt.Errorf("joining a %s namespace by path is not supported", ns.Type)
+		}
+		fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s namespace %s: %w", ns.Type, ns.Path, err)
+		}
+		err = unix.Setns(fd, nsFlags[ns.Type])
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("join %s namespace %s: %w", ns.Type, ns.Path, err)
+		}
+	}
+	if hasNewNamespace(spec, specs.CgroupNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("new cgroup namespace: %w", err)
+		}
+	}
+	return nil
+}
+
+func applySysctls(spec *specs.Spec) error {
+	if spec.Linux == nil {
+		return nil
+	}
+	for k, v := range spec.Linux.Sysctl {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+		}
+	}
+	return nil
+}
+
+// setupProcess applies the process settings that must precede execve.
+func setupProcess(p *specs.Process) error {
+	for _, rl := range p.Rlimits {
+		if err := setRlimit(rl); err != nil {
+			return err
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := setOOMScoreAdj(*p.OOMScoreAdj); err != nil {
+			return err
+		}
+	}
+	if p.Cwd != "" {
+		if err := os.MkdirAll(p.Cwd, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("cwd %s: %w", p.Cwd, err)
+		}
+	}
+	if err := setUser(p); err != nil {
+		return err
+	}
+	if p.Cwd != "" {
+		if err := unix.Chdir(p.Cwd); err != nil {
+			return fmt.Errorf("chdir %s: %w", p.Cwd, err)
+		}
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
+
+var rlimitNames = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+}
+
+// setRlimit applies a limit, clamped to the host's hard limit when raising
+// it needs CAP_SYS_RESOURCE and that is not ours.
+func setRlimit(rl specs.POSIXRlimit) error {
+	res, ok := rlimitNames[rl.Type]
+	if !ok {
+		return fmt.Errorf("unknown rlimit %q", rl.Type)
+	}
+	lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+	err := unix.Prlimit(0, res, &lim, nil)
+	if errors.Is(err, unix.EPERM) {
+		var cur unix.Rlimit
+		if unix.Prlimit(0, res, nil, &cur) == nil {
+			lim.Max = min(lim.Max, cur.Max)
+			lim.Cur = min(lim.Cur, lim.Max)
+			err = unix.Prlimit(0, res, &lim, nil)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("set %s: %w", rl.Type, err)
+	}
+	return nil
+}
+
+// setOOMScoreAdj writes the score, clamped to the current one when a lower
+// value needs CAP_SYS_RESOURCE (containerd's restrict_oom_score_adj).
+func setOOMScoreAdj(v int) error {
+	const path = "/proc/self/oom_score_adj"
+	err := os.WriteFile(path, []byte(strconv.Itoa(v)), 0)
+	if err == nil {
+		return nil
+	}
+	cur, rerr := os.ReadFile(path)
+	if rerr != nil {
+		return fmt.Errorf("oom_score_adj: %w", err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(cur)))
+	if v < n {
+		return nil // keep the lowest value we are allowed
+	}
+	return fmt.Errorf("oom_score_adj %d: %w", v, err)
+}
+
+// setUser switches to the process's uid, gids and capabilities.
+func setUser(p *specs.Process) error {
+	caps, err := parseCapabilities(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	if caps != nil {
+		if err := caps.dropBounding(); err != nil {
+			return err
+		}
+	}
+	gids := make([]int, 0, len(p.User.AdditionalGids))
+	for _, g := range p.User.AdditionalGids {
+		gids = append(gids, int(g))
+	}
+	if err := unix.Setgroups(gids); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if caps != nil && p.User.UID != 0 {
+		// Keep the permitted set across setuid, then set it ourselves.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("keepcaps: %w", err)
+		}
+	}
+	if err := syscall.Setgid(int(p.User.GID)); err != nil {
+		return fmt.Errorf("setgid %d: %w", p.User.GID, err)
+	}
+	if err := syscall.Setuid(int(p.User.UID)); err != nil {
+		return fmt.Errorf("setuid %d: %w", p.User.UID, err)
+	}
+	if p.User.Umask != nil {
+		unix.Umask(int(*p.User.Umask))
+	}
+	if caps != nil {
+		return caps.apply()
+	}
+	return nil
+}
+
+// execProcess replaces the init with the user's program.
+func execProcess(p *specs.Process) error {
+	if len(p.Args) == 0 {
+		return errors.New("process.args is empty")
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
+	if err := unix.Exec(path, p.Args, p.Env); err != nil {
+		return fmt.Errorf("exec %s: %w", p.Args[0], err)
+	}
+	return nil
+}
+
+// lookPath resolves a program name with the container's PATH.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}

@@ -1,0 +1,63 @@
+// Package nsinit is the code that runs in the two small processes behind
+// every container: the shim, which stays the container's parent to reap it
+// and record its exit, and the init, which runs inside the container's new
+// namespaces, builds its root filesystem and process settings, waits for
+// `start`, then execs the user's program.
+//
+// Both run from the small skiff-runtime binary, which links none of the
+// Kubernetes or etcd libraries, so that starting a container does not pay
+// for their package initialisation.
+//
+// File descriptors passed between the processes:
+//
+//	3  config pipe: the runtime writes a Config (JSON) once the init is in its cgroup
+//	4  sync pipe:   the init reports {"type":"ready"} or {"type":"error"}
+//	5  report pipe: the shim reports the init's pid (shim only)
+package nsinit
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Config is what the runtime hands a container's init.
+type Config struct {
+	Spec *specs.Spec `json:"spec"`
+	// Rootfs is the absolute path of the root filesystem on the host.
+	Rootfs string `json:"rootfs"`
+	// ExecFIFO is the host path of the FIFO that `start` opens.
+	ExecFIFO string `json:"execFifo"`
+}
+
+// ShimConfig is what the shim needs from the runtime, in its environment.
+type ShimConfig struct {
+	// StateDir is where the shim writes exit.json.
+	StateDir string `json:"stateDir"`
+	// Cloneflags are the namespaces the init is created in.
+	Cloneflags uintptr `json:"cloneflags"`
+	// MemoryCgroup is the memory cgroup directory, read for OOM kills.
+	MemoryCgroup string `json:"memoryCgroup,omitempty"`
+	// CgroupV2 says MemoryCgroup is a cgroup v2 directory.
+	CgroupV2 bool `json:"cgroupV2,omitempty"`
+}
+
+// Message is one line on the sync or report pipe.
+type Message struct {
+	Type string `json:"type"` // "pid", "ready" or "error"
+	Pid  int    `json:"pid,omitempty"`
+	Msg  string `json:"msg,omitempty"`
+}
+
+// Exit is what the shim records when the container's init ends.
+type Exit struct {
+	// Code is the exit code, or 128+signal when killed, as shells report.
+	Code int `json:"code"`
+	// Signal is the signal that killed the process, if any.
+	Signal int `json:"signal,omitempty"`
+	// OOMKilled reports that the memory cgroup killed a process.
+	OOMKilled bool `json:"oomKilled,omitempty"`
+	// At is when the exit was seen (RFC 3339).
+	At string `json:"at"`
+}
+
+// Environment variable carrying the ShimConfig (JSON) to the shim.
+const ShimConfigEnv = "_SKIFF_SHIM_CONFIG"

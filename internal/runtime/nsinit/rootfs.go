@@ -1,0 +1,361 @@
+package nsinit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// mountFlags maps mount(8) options to flags; clear reports options that
+// remove a flag.
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "remount": {false, unix.MS_REMOUNT},
+	"mand": {false, unix.MS_MANDLOCK}, "nomand": {true, unix.MS_MANDLOCK},
+	"atime": {true, unix.MS_NOATIME}, "noatime": {false, unix.MS_NOATIME},
+	"diratime": {true, unix.MS_NODIRATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
+	"relatime": {false, unix.MS_RELATIME}, "norelatime": {true, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+}
+
+var propagationFlags = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// parseMountOptions splits options into flags, propagation flags and the
+// filesystem's data string.
+func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, data string) {
+	var rest []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		if p, ok := propagationFlags[o]; ok {
+			propagation = append(propagation, p)
+			continue
+		}
+		rest = append(rest, o)
+	}
+	return flags, propagation, strings.Join(rest, ",")
+}
+
+// setupRootfs prepares the new mount namespace: the root, the spec's mounts
+// in order, /dev, then pivot_root and the masked and read-only paths.
+func setupRootfs(spec *specs.Spec, rootfs string) error {
+	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
+		p, ok := propagationFlags[spec.Linux.RootfsPropagation]
+		if !ok {
+			return fmt.Errorf("unknown rootfsPropagation %q", spec.Linux.RootfsPropagation)
+		}
+		prop = p
+	}
+	// Nothing we mount may propagate back to the host.
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("make / %v: %w", prop, err)
+	}
+	// pivot_root needs the new root to be a mount point.
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	devMounted := false
+	for _, m := range spec.Mounts {
+		if err := mountInto(rootfs, m); err != nil {
+			return err
+		}
+		if filepath.Clean(m.Destination) == "/dev" {
+			devMounted = true
+		}
+	}
+	if devMounted {
+		if err := populateDev(rootfs, spec); err != nil {
+			return err
+		}
+	}
+	if err := pivotRoot(rootfs); err != nil {
+		return err
+	}
+	if spec.Linux != nil {
+		for _, p := range spec.Linux.MaskedPaths {
+			if err := maskPath(p); err != nil {
+				return err
+			}
+		}
+		for _, p := range spec.Linux.ReadonlyPaths {
+			if err := readonlyPath(p); err != nil {
+				return err
+			}
+		}
+	}
+	if spec.Root != nil && spec.Root.Readonly {
+		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("make root read-only: %w", err)
+		}
+	}
+	// The root's own propagation, as the spec asks (default: none back).
+	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
+		unix.Mount("", "/", "", prop, "")
+	}
+	return nil
+}
+
+// securePath joins dest to rootfs, refusing a result outside rootfs.
+func securePath(rootfs, dest string) (string, error) {
+	p := filepath.Join(rootfs, filepath.Clean("/"+dest))
+	resolved, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err == nil {
+		p = filepath.Join(resolved, filepath.Base(p))
+	}
+	if p != rootfs && !strings.HasPrefix(p, rootfs+"/") {
+		return "", fmt.Errorf("mount destination %s escapes the rootfs", dest)
+	}
+	return p, nil
+}
+
+func mountInto(rootfs string, m specs.Mount) error {
+	dest, err := securePath(rootfs, m.Destination)
+	if err != nil {
+		return err
+	}
+	flags, prop, data := parseMountOptions(m.Options)
+	typ := m.Type
+	if typ == "bind" {
+		flags |= unix.MS_BIND
+	}
+	if flags&unix.MS_BIND != 0 {
+		st, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind mount source %s: %w", m.Source, err)
+		}
+		if err := createMountpoint(dest, st.IsDir()); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.Source, dest, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", m.Source, m.Destination, err)
+		}
+		// Bind mounts take their other flags through a remount.
+		if rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
+			if err := unix.Mount("", dest, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+				return fmt.Errorf("remount %s: %w", m.Destination, err)
+			}
+		}
+	} else {
+		if typ == "cgroup" || typ == "cgroup2" {
+			return mountCgroup(dest, flags)
+		}
+		if err := createMountpoint(dest, true); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.Source, dest, typ, flags, data); err != nil {
+			if typ == "sysfs" && errors.Is(err, unix.EPERM) {
+				// A sysfs of the host's network namespace cannot be mounted
+				// from another: bind the host's, read-only, instead.
+				return bindReadonly("/sys", dest)
+			}
+			return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, typ, m.Destination, err)
+		}
+	}
+	for _, p := range prop {
+		if err := unix.Mount("", dest, "", p, ""); err != nil {
+			return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+func bindReadonly(src, dest string) error {
+	if err := unix.Mount(src, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", src, err)
+	}
+	return unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// mountCgroup gives the container a read-only view of its cgroups: the
+// cgroup2 filesystem where the host is unified, else a tmpfs with the v1
+// hierarchies bound in (the cgroup namespace makes them start at the
+// container's own cgroup).
+func mountCgroup(dest string, flags uintptr) error {
+	if err := createMountpoint(dest, true); err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		if err := unix.Mount("cgroup2", dest, "cgroup2", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount cgroup2: %w", err)
+		}
+		return nil
+	}
+	return bindReadonly("/sys/fs/cgroup", dest)
+}
+
+func createMountpoint(dest string, dir bool) error {
+	if dir {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", dest, err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", filepath.Dir(dest), err)
+	}
+	f, err := os.OpenFile(dest, os.O_CREATE, 0o644)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create %s: %w", dest, err)
+	}
+	if f != nil {
+		f.Close()
+	}
+	return nil
+}
+
+// defaultDevices are the nodes every container's /dev gets.
+var defaultDevices = []specs.LinuxDevice{
+	{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
+	{Path: "/dev/zero", Type: "c", Major: 1, Minor: 5},
+	{Path: "/dev/full", Type: "c", Major: 1, Minor: 7},
+	{Path: "/dev/random", Type: "c", Major: 1, Minor: 8},
+	{Path: "/dev/urandom", Type: "c", Major: 1, Minor: 9},
+	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
+}
+
+func populateDev(rootfs string, spec *specs.Spec) error {
+	devs := defaultDevices
+	if spec.Linux != nil {
+		devs = append(append([]specs.LinuxDevice{}, devs...), spec.Linux.Devices...)
+	}
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for _, d := range devs {
+		p, err := securePath(rootfs, d.Path)
+		if err != nil {
+			return err
+		}
+		mode := uint32(0o666)
+		if d.FileMode != nil {
+			mode = uint32(*d.FileMode)
+		}
+		switch d.Type {
+		case "c", "u":
+			mode |= unix.S_IFCHR
+		case "b":
+			mode |= unix.S_IFBLK
+		case "p":
+			mode |= unix.S_IFIFO
+		default:
+			return fmt.Errorf("device %s: unknown type %q", d.Path, d.Type)
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.Remove(p)
+		if err := unix.Mknod(p, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+			return fmt.Errorf("mknod %s: %w", d.Path, err)
+		}
+		uid, gid := 0, 0
+		if d.UID != nil {
+			uid = int(*d.UID)
+		}
+		if d.GID != nil {
+			gid = int(*d.GID)
+		}
+		os.Lchown(p, uid, gid)
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+		{"/proc/kcore", "/dev/core"},
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "dev/pts/ptmx")); err == nil {
+		links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
+	}
+	for _, l := range links {
+		p := filepath.Join(rootfs, l[1])
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if err := os.Symlink(l[0], p); err != nil {
+			return fmt.Errorf("symlink %s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// pivotRoot makes rootfs the root and detaches the old one, with the
+// pivot_root(".", ".") sequence that needs no directory for the old root.
+func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(oldroot)
+	if err := unix.Chdir(rootfs); err != nil {
+		return fmt.Errorf("chdir rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+	}
+	if err := unix.Fchdir(oldroot); err != nil {
+		return err
+	}
+	// Stop the old root's unmount from reaching the host.
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// maskPath hides a path: /dev/null over a file, an empty read-only tmpfs
+// over a directory.
+func maskPath(p string) error {
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	if st.IsDir() {
+		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
+	} else {
+		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}
+
+func readonlyPath(p string) error {
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("readonly %s: %w", p, err)
+	}
+	if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("readonly %s: %w", p, err)
+	}
+	return nil
+}

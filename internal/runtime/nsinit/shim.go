@@ -1,0 +1,124 @@
+package nsinit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunShim is the shim process: it becomes a child subreaper, starts the
+// init in the container's namespaces, reports the init's pid, then waits
+// for the init to end and records how it ended in <state>/exit.json.
+func RunShim() int {
+	var cfg ShimConfig
+	if err := json.Unmarshal([]byte(os.Getenv(ShimConfigEnv)), &cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "skiff shim: bad config: %v\n", err)
+		return 1
+	}
+	os.Unsetenv(ShimConfigEnv)
+	report := os.NewFile(5, "report")
+	fail := func(err error) int {
+		writeMessage(report, Message{Type: "error", Msg: err.Error()})
+		return 1
+	}
+	// Orphans of the container (when it shares our pid namespace) are
+	// reparented to us and reaped below.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail(fmt.Errorf("set child subreaper: %w", err))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	cmd := exec.Command(self, "init")
+	cmd.Args[0] = "skiff-init"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{os.NewFile(3, "config"), os.NewFile(4, "sync")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
+	cmd.Env = []string{}
+	if err := cmd.Start(); err != nil {
+		return fail(fmt.Errorf("start container init: %w", err))
+	}
+	os.NewFile(3, "config").Close()
+	os.NewFile(4, "sync").Close()
+	writeMessage(report, Message{Type: "pid", Pid: cmd.Process.Pid})
+	report.Close()
+
+	status := reapUntil(cmd.Process.Pid)
+	exit := Exit{At: time.Now().UTC().Format(time.RFC3339Nano)}
+	switch {
+	case status.Signaled():
+		exit.Signal = int(status.Signal())
+		exit.Code = 128 + exit.Signal
+	default:
+		exit.Code = status.ExitStatus()
+	}
+	exit.OOMKilled = oomKilled(cfg)
+	data, _ := json.Marshal(exit)
+	tmp := filepath.Join(cfg.StateDir, ".exit.json")
+	if err := os.WriteFile(tmp, data, 0o644); err == nil {
+		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
+	}
+	return 0
+}
+
+// reapUntil waits for every child, returning the status of pid when it ends.
+func reapUntil(pid int) unix.WaitStatus {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ws
+		}
+		if got == pid {
+			// Reap whatever else has already ended, without blocking.
+			for {
+				var other unix.WaitStatus
+				if n, err := unix.Wait4(-1, &other, unix.WNOHANG, nil); n <= 0 || err != nil {
+					break
+				}
+			}
+			return ws
+		}
+	}
+}
+
+// oomKilled reads the memory cgroup's OOM-kill counter.
+func oomKilled(cfg ShimConfig) bool {
+	if cfg.MemoryCgroup == "" {
+		return false
+	}
+	file, key := "memory.oom_control", "oom_kill"
+	if cfg.CgroupV2 {
+		file = "memory.events"
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.MemoryCgroup, file))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.Atoi(f[1])
+			return n > 0
+		}
+	}
+	return false
+}
+
+func writeMessage(f *os.File, m Message) {
+	data, _ := json.Marshal(m)
+	f.Write(append(data, '\n'))
+}

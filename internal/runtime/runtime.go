@@ -1,0 +1,562 @@
+// Package runtime runs OCI runtime-spec bundles as containers: a container
+// is a process that Linux namespaces isolate, cgroups limit and a pivoted
+// root filesystem confines. It follows the spec's lifecycle (create, start,
+// kill, delete) and keeps each container's state under a root directory,
+// so that separate invocations, like runc's, can drive one container.
+//
+// The processes behind a container (a shim that reaps it and an init that
+// sets it up) run from the small skiff-runtime binary (package nsinit).
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/runtime/nsinit"
+)
+
+// DefaultRoot is where container state lives unless --root says otherwise.
+const DefaultRoot = "/run/skiff/runtime"
+
+const execFifo = "exec.fifo"
+
+// Error classes.
+var (
+	ErrNotExist     = errors.New("container does not exist")
+	ErrExist        = errors.New("container already exists")
+	ErrInvalidState = errors.New("invalid container state")
+	ErrInvalidSpec  = errors.New("invalid bundle")
+)
+
+// Runtime manages the containers under one root directory.
+type Runtime struct {
+	// Root holds one directory of state per container.
+	Root string
+	// Binary is the skiff-runtime executable that runs shims and inits.
+	Binary string
+}
+
+// CreateOptions are create's optional settings.
+type CreateOptions struct {
+	// PidFile receives the container's pid.
+	PidFile string
+	// Stdin, Stdout, Stderr are the container's stdio; nil means /dev/null.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+// LoadSpec reads and checks <bundle>/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%w: config.json: %v", ErrInvalidSpec, err)
+	}
+	if err := validate(&spec, bundle); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+func validate(spec *specs.Spec, bundle string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...))
+	}
+	if spec.Process == nil || len(spec.Process.Args) == 0 {
+		return bad("process.args must not be empty")
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return bad("root.path is required")
+	}
+	root := spec.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return bad("rootfs %s does not exist or is not a directory", root)
+	}
+	if spec.Linux != nil {
+		seen := map[specs.LinuxNamespaceType]bool{}
+		for _, ns := range spec.Linux.Namespaces {
+			switch ns.Type {
+			case specs.PIDNamespace, specs.NetworkNamespace, specs.MountNamespace, specs.IPCNamespace,
+				specs.UTSNamespace, specs.CgroupNamespace:
+			case specs.UserNamespace, specs.TimeNamespace:
+				return bad("%s namespaces are not supported yet", ns.Type)
+			default:
+				return bad("unknown namespace type %q", ns.Type)
+			}
+			if seen[ns.Type] {
+				return bad("namespace %q listed twice", ns.Type)
+			}
+			seen[ns.Type] = true
+		}
+	}
+	return nil
+}
+
+func rootfsOf(spec *specs.Spec, bundle string) string {
+	if filepath.IsAbs(spec.Root.Path) {
+		return spec.Root.Path
+	}
+	return filepath.Join(bundle, spec.Root.Path)
+}
+
+// cloneflags are the namespaces created for the init at clone. The cgroup
+// namespace is created by the init itself once it is in its cgroup.
+func cloneflags(spec *specs.Spec) uintptr {
+	var f uintptr
+	if spec.Linux == nil {
+		return 0
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Path != "" {
+			continue
+		}
+		switch ns.Type {
+		case specs.PIDNamespace:
+			f |= unix.CLONE_NEWPID
+		case specs.NetworkNamespace:
+			f |= unix.CLONE_NEWNET
+		case specs.MountNamespace:
+			f |= unix.CLONE_NEWNS
+		case specs.IPCNamespace:
+			f |= unix.CLONE_NEWIPC
+		case specs.UTSNamespace:
+			f |= unix.CLONE_NEWUTS
+		}
+	}
+	return f
+}
+
+// lock takes an exclusive lock on the container's directory, so that
+// concurrent commands on one container run one at a time.
+func lock(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
+
+// Create sets up the container from bundle: its state, cgroup, namespaces,
+// root filesystem and process, stopped just before the user's program runs.
+func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOptions) (err error) {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%w: invalid container id %q", ErrInvalidSpec, id)
+	}
+	bundle, err = filepath.Abs(bundle)
+	if err != nil {
+		return err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.Root, 0o700); err != nil {
+		return err
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return err
+	}
+	unlock, err := lock(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	defer unlock()
+	var shim *exec.Cmd
+	var mgr cgroups.Manager
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Leave nothing behind: processes, cgroup, state.
+		if shim != nil && shim.Process != nil {
+			shim.Process.Kill()
+			shim.Wait()
+		}
+		if mgr != nil {
+			killCgroup(mgr)
+			mgr.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	fifo := filepath.Join(dir, execFifo)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	cg := cgroupConfig(id, spec)
+	if mgr, err = newCgroupManager(cg, nil); err != nil {
+		return err
+	}
+	if err = mgr.Apply(-1); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+	}
+	if err = mgr.Set(cg.Resources); err != nil {
+		return fmt.Errorf("set cgroup limits: %w", err)
+	}
+
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer configR.Close()
+	defer configW.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer reportR.Close()
+	defer reportW.Close()
+
+	shimCfg, _ := json.Marshal(nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
+		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode()})
+	shim = exec.Command(r.Binary, "shim")
+	shim.Args[0] = "skiff-shim"
+	shim.Env = []string{nsinit.ShimConfigEnv + "=" + string(shimCfg)}
+	shim.ExtraFiles = []*os.File{configR, syncW, reportW}
+	shim.Stdin, shim.Stdout, shim.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	// The shim outlives this command: its own session, no death signal.
+	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err = shim.Start(); err != nil {
+		return fmt.Errorf("start shim: %w", err)
+	}
+	configR.Close()
+	syncW.Close()
+	reportW.Close()
+
+	msg, err := readMessage(reportR)
+	if err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	if msg.Type == "error" {
+		return fmt.Errorf("shim: %s", msg.Msg)
+	}
+	pid := msg.Pid
+	// Into the cgroup before the init does anything.
+	if err = mgr.Apply(pid); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo})
+	if _, err = configW.Write(cfg); err != nil {
+		return fmt.Errorf("send config: %w", err)
+	}
+	configW.Close()
+	msg, err = readMessage(syncR)
+	if err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
+	if msg.Type == "error" {
+		return fmt.Errorf("container init: %s", msg.Msg)
+	}
+	start, err := processStartTime(pid)
+	if err != nil {
+		return fmt.Errorf("container init exited: %w", err)
+	}
+	rec := &record{ID: id, Bundle: bundle, Pid: pid, ShimPid: shim.Process.Pid, StartTime: start,
+		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupPaths: mgr.GetPaths(),
+		CgroupPath: cg.Path, Rootfs: rootfsOf(spec, bundle)}
+	if err = r.writeRecord(rec); err != nil {
+		return err
+	}
+	if opts.PidFile != "" {
+		if err = writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(pid))); err != nil {
+			return err
+		}
+	}
+	// The shim is not ours to wait for; release it.
+	shim.Process.Release()
+	shim = nil
+	return nil
+}
+
+func readMessage(r io.Reader) (nsinit.Message, error) {
+	var m nsinit.Message
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	if err != nil {
+		if len(line) == 0 {
+			return m, errors.New("exited before reporting")
+		}
+	}
+	if err := json.Unmarshal(line, &m); err != nil {
+		return m, fmt.Errorf("bad message %q: %w", line, err)
+	}
+	return m, nil
+}
+
+// Start runs the user's program of a created container.
+func (r *Runtime) Start(id string) error {
+	rec, unlock, err := r.locked(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, _ := r.status(rec)
+	if st != StatusCreated {
+		return fmt.Errorf("container %q is %s, not created: %w", id, st, ErrInvalidState)
+	}
+	fifo := filepath.Join(r.dir(id), execFifo)
+	f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1)
+	if n, _ := f.Read(buf); n != 1 {
+		return fmt.Errorf("container %q: init exited before start", id)
+	}
+	return os.Remove(fifo)
+}
+
+func (r *Runtime) locked(id string) (*record, func(), error) {
+	dir := r.dir(id)
+	unlock, err := lock(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+		}
+		return nil, nil, err
+	}
+	rec, err := r.readRecord(id)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return rec, unlock, nil
+}
+
+// State reports a container's state.
+func (r *Runtime) State(id string) (*State, error) {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.stateOf(rec), nil
+}
+
+func (r *Runtime) stateOf(rec *record) *State {
+	st, exit := r.status(rec)
+	s := &State{State: specs.State{Version: specs.Version, ID: rec.ID, Status: specs.ContainerState(st),
+		Bundle: rec.Bundle, Annotations: rec.Annotations}, Created: rec.Created, Exit: exit}
+	if st != StatusStopped {
+		s.Pid = rec.Pid
+	}
+	return s
+}
+
+// List reports every container under the root.
+func (r *Runtime) List() ([]*State, error) {
+	entries, err := os.ReadDir(r.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*State
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if rec, err := r.readRecord(e.Name()); err == nil {
+			out = append(out, r.stateOf(rec))
+		}
+	}
+	return out, nil
+}
+
+// Kill sends sig to the container's init, or with all to every process in
+// its cgroup.
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return err
+	}
+	st, _ := r.status(rec)
+	if st == StatusStopped {
+		return fmt.Errorf("container %q is not running: %w", id, ErrInvalidState)
+	}
+	if all {
+		mgr, err := r.manager(rec)
+		if err != nil {
+			return err
+		}
+		pids, err := mgr.GetAllPids()
+		if err != nil {
+			return err
+		}
+		for _, p := range pids {
+			unix.Kill(p, sig)
+		}
+		return nil
+	}
+	return unix.Kill(rec.Pid, sig)
+}
+
+func (r *Runtime) manager(rec *record) (cgroups.Manager, error) {
+	return newCgroupManager(&cgroups.Cgroup{Path: rec.CgroupPath, Resources: &cgroups.Resources{SkipDevices: true}}, rec.CgroupPaths)
+}
+
+// Delete removes a stopped container (or, with force, any container after
+// killing it): its processes, cgroup and state.
+func (r *Runtime) Delete(id string, force bool) error {
+	rec, unlock, err := r.locked(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, _ := r.status(rec)
+	if st != StatusStopped && st != StatusCreated && !force {
+		return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrInvalidState)
+	}
+	mgr, err := r.manager(rec)
+	if err != nil {
+		return err
+	}
+	killCgroup(mgr)
+	if alive(rec.Pid, rec.StartTime) {
+		unix.Kill(rec.Pid, unix.SIGKILL)
+	}
+	// The shim records the exit and goes; wait for it briefly so that no
+	// process of ours outlives the delete.
+	waitGone(rec.ShimPid, 5*time.Second)
+	if err := destroyCgroup(mgr); err != nil {
+		return err
+	}
+	return os.RemoveAll(r.dir(id))
+}
+
+// killCgroup SIGKILLs everything in the container's cgroup.
+func killCgroup(mgr cgroups.Manager) {
+	for range 50 {
+		pids, err := mgr.GetAllPids()
+		if err != nil || len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// destroyCgroup removes the cgroup, retrying while the last processes leave.
+func destroyCgroup(mgr cgroups.Manager) error {
+	var err error
+	for range 100 {
+		if err = mgr.Destroy(); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("remove cgroup: %w", err)
+}
+
+func waitGone(pid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for pid > 0 && time.Now().Before(deadline) && !gone(pid) {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// gone reports whether pid has exited; a zombie (an unreaped child of the
+// caller, as the shim is in `run`) counts as exited.
+func gone(pid int) bool {
+	if unix.Kill(pid, 0) != nil {
+		return true
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || statField(string(data), 3) == "Z"
+}
+
+// Wait blocks until the container has stopped and returns how it exited.
+func (r *Runtime) Wait(ctx context.Context, id string) (*nsinit.Exit, error) {
+	for {
+		rec, err := r.readRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		if e := r.readExit(id); e != nil {
+			return e, nil
+		}
+		if gone(rec.ShimPid) {
+			if e := r.readExit(id); e != nil {
+				return e, nil
+			}
+			return nil, fmt.Errorf("container %q: shim gone without recording an exit", id)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// processStartTime reads field 22 of /proc/PID/stat.
+func processStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(statField(string(data), 22), 10, 64)
+}
+
+// statField returns the n-th (1-based) field of a /proc/PID/stat line,
+// skipping the command name, which may contain spaces.
+func statField(stat string, n int) string {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(stat[i+1:])
+	if n-3 < 0 || n-3 >= len(f) {
+		return ""
+	}
+	return f[n-3]
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
