@@ -92,7 +92,18 @@ func (r *Runtime) status(rec *record) (string, *nsinit.Exit) {
 		return StatusStopped, e
 	}
 	if !alive(rec.Pid, rec.StartTime) {
-		return StatusStopped, nil
+		// The shim records the exit right after reaping the init: give it
+		// a moment so that a stopped container always reports how it ended.
+		for range 200 {
+			if gone(rec.ShimPid) {
+				break
+			}
+			if e := r.readExit(rec.ID); e != nil {
+				return StatusStopped, e
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return StatusStopped, r.readExit(rec.ID)
 	}
 	if _, err := os.Stat(filepath.Join(r.dir(rec.ID), execFifo)); err == nil {
 		return StatusCreated, nil

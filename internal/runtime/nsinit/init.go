@@ -55,6 +55,12 @@ func initContainer() error {
 			return err
 		}
 	}
+	if hasNewNamespace(spec, specs.NetworkNamespace) {
+		// A new network namespace starts with lo down; bring it up, as runc does.
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if hasNewNamespace(spec, specs.UTSNamespace) {
 		if spec.Hostname != "" {
 			if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -311,4 +317,25 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+// loopbackUp sets the lo interface up with SIOCSIFFLAGS.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
 }

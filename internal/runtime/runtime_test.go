@@ -1,0 +1,275 @@
+package runtime_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestContainerIsIsolated(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle(func(s *specs.Spec) {
+		s.Hostname = "boxed"
+		s.Process.Args = []string{"sh", "-c", "echo pid=$$; hostname; ps -o pid,comm | wc -l; ls /sys/class/net; grep -c ' / ' /proc/self/mountinfo; cat /proc/self/mountinfo"}
+	})
+	out := e.must("run", "-b", b, "iso")
+	lines := strings.Split(out, "\n")
+	if lines[0] != "pid=1" {
+		t.Errorf("the app is not PID 1: %q", lines[0])
+	}
+	if lines[1] != "boxed" {
+		t.Errorf("hostname = %q", lines[1])
+	}
+	// ps prints a header, the shell, ps itself and wc.
+	if n, _ := strconv.Atoi(strings.TrimSpace(lines[2])); n > 4 {
+		t.Errorf("ps shows %d lines: the host's processes are visible", n)
+	}
+	if strings.TrimSpace(lines[3]) != "lo" {
+		t.Errorf("network interfaces: %q, want only lo", lines[3])
+	}
+	if strings.Contains(out, "/work") || strings.Contains(out, " /boot") {
+		t.Errorf("host mounts visible:\n%s", out)
+	}
+}
+
+func TestExitCodesAndSignalsAreReported(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("run", "-b", e.bundle(sh("exit 3")), "code")
+	if r.code != 3 {
+		t.Errorf("run exit code = %d, want 3 (%s)", r.code, r.stderr)
+	}
+	b := e.bundle(sh("trap 'exit 42' TERM; while true; do sleep 0.1; done"))
+	e.must("create", "-b", b, "sig")
+	if st := e.state("sig"); st.Status != "created" || st.Pid == 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	e.must("start", "sig")
+	e.waitStatus("sig", "running")
+	time.Sleep(200 * time.Millisecond) // let the shell install its trap
+	e.must("kill", "sig", "TERM")
+	st := e.waitStatus("sig", "stopped")
+	if st.Exit == nil || st.Exit.Code != 42 {
+		t.Errorf("exit after SIGTERM trap: %+v", st.Exit)
+	}
+	e.must("delete", "sig")
+
+	e.must("create", "-b", e.bundle(sh("sleep 100")), "killed")
+	e.must("start", "killed")
+	e.must("kill", "killed", "KILL")
+	st = e.waitStatus("killed", "stopped")
+	if st.Exit == nil || st.Exit.Signal != 9 || st.Exit.Code != 137 {
+		t.Errorf("exit after SIGKILL: %+v", st.Exit)
+	}
+}
+
+func cgroupDir(controller, path string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return filepath.Join("/sys/fs/cgroup", path)
+	}
+	return filepath.Join("/sys/fs/cgroup", controller, path)
+}
+
+func TestDeleteLeavesNoProcessesMountsOrCgroups(t *testing.T) {
+	e := newEnv(t)
+	var cgPath string
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "sleep 100 & sleep 100"}
+		cgPath = s.Linux.CgroupsPath
+	})
+	e.must("create", "-b", b, "gone")
+	e.must("start", "gone")
+	st := e.waitStatus("gone", "running")
+	if _, err := os.Stat(cgroupDir("memory", cgPath)); err != nil {
+		t.Fatalf("no cgroup while running: %v", err)
+	}
+	if r := e.run("delete", "gone"); r.code == 0 {
+		t.Fatal("delete of a running container without --force succeeded")
+	}
+	e.must("delete", "--force", "gone")
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", st.Pid)); err == nil {
+		t.Errorf("process %d still exists", st.Pid)
+	}
+	for _, c := range []string{"memory", "pids", "cpu"} {
+		if _, err := os.Stat(cgroupDir(c, cgPath)); err == nil {
+			t.Errorf("%s cgroup %s still exists", c, cgPath)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), filepath.Join(b, "rootfs")) {
+		t.Errorf("rootfs still mounted on the host")
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "gone")); err == nil {
+		t.Errorf("state dir left behind")
+	}
+}
+
+func TestMemoryLimitOOMKillIsReported(t *testing.T) {
+	e := newEnv(t)
+	limit := int64(32 << 20)
+	b := e.bundle(func(s *specs.Spec) {
+		// Fill a tmpfs-backed /dev/shm past the limit: the kernel must kill.
+		s.Process.Args = []string{"sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=64; tail /dev/zero"}
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/dev/shm" {
+				s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "mode=1777", "size=128m"}
+			}
+		}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	})
+	r := e.run("run", "--keep", "-b", b, "oom")
+	st := e.state("oom")
+	if st.Exit == nil || !st.Exit.OOMKilled {
+		t.Errorf("not reported as OOM-killed: exit %+v (run code %d)", st.Exit, r.code)
+	}
+	if st.Exit != nil && st.Exit.Signal != 9 {
+		t.Errorf("OOM kill signal = %d, want 9", st.Exit.Signal)
+	}
+	e.must("delete", "oom")
+}
+
+func TestForkBombStopsAtPidsLimit(t *testing.T) {
+	e := newEnv(t)
+	var cgPath string
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done 2>/dev/null; wait"}
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(10))}
+		cgPath = s.Linux.CgroupsPath
+	})
+	e.must("create", "-b", b, "forks")
+	e.must("start", "forks")
+	dir := cgroupDir("pids", cgPath)
+	read := func(f string) string { d, _ := os.ReadFile(filepath.Join(dir, f)); return strings.TrimSpace(string(d)) }
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(read("pids.events"), "max") || strings.HasSuffix(read("pids.events"), " 0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("fork bomb never hit the limit: pids.current %s, pids.events %q", read("pids.current"), read("pids.events"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, _ := strconv.Atoi(read("pids.current")); n > 10 {
+		t.Errorf("pids.current = %d past pids.max 10", n)
+	}
+	e.must("delete", "--force", "forks")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestCPUQuotaThrottlesABusyLoop(t *testing.T) {
+	e := newEnv(t)
+	var cgPath string
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "while true; do :; done"}
+		quota, period := int64(20000), uint64(100000)
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		cgPath = s.Linux.CgroupsPath
+	})
+	e.must("create", "-b", b, "busy")
+	e.must("start", "busy")
+	time.Sleep(1 * time.Second)
+	data, err := os.ReadFile(filepath.Join(cgroupDir("cpu", cgPath), "cpu.stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	throttled := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && (f[0] == "nr_throttled") {
+			throttled, _ = strconv.Atoi(f[1])
+		}
+	}
+	if throttled == 0 {
+		t.Errorf("a 0.2-CPU quota did not throttle a busy loop:\n%s", data)
+	}
+	e.must("delete", "--force", "busy")
+}
+
+func TestContainerJoinsAnothersNetworkIPCAndUTSNamespaces(t *testing.T) {
+	e := newEnv(t)
+	a := e.bundle(func(s *specs.Spec) {
+		s.Hostname = "pod-a"
+		s.Process.Args = []string{"sh", "-c", "mkdir -p /www && echo hello-from-a > /www/index.html && httpd -f -p 127.0.0.1:8080 -h /www"}
+	})
+	e.must("create", "-b", a, "a")
+	e.must("start", "a")
+	stA := e.waitStatus("a", "running")
+	ns := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", stA.Pid, kind) }
+	b := e.bundle(func(s *specs.Spec) {
+		s.Hostname = ""
+		for i, n := range s.Linux.Namespaces {
+			switch n.Type {
+			case specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace:
+				s.Linux.Namespaces[i].Path = ns(string(map[specs.LinuxNamespaceType]string{
+					specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts"}[n.Type]))
+			}
+		}
+		s.Process.Args = []string{"sh", "-c", "hostname; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://127.0.0.1:8080/ && break; sleep 0.2; done; readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; readlink /proc/self/ns/net"}
+	})
+	out := e.must("run", "-b", b, "b")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 || lines[0] != "pod-a" || lines[1] != "hello-from-a" {
+		t.Fatalf("B did not see A's hostname or server:\n%s", out)
+	}
+	linkA := func(kind string) string { l, _ := os.Readlink(ns(kind)); return l }
+	if lines[2] == linkA("mnt") || lines[3] == linkA("pid") {
+		t.Errorf("B shares A's mount or pid namespace: %v vs %s %s", lines[2:], linkA("mnt"), linkA("pid"))
+	}
+	if lines[4] != linkA("net") {
+		t.Errorf("B's net namespace %s is not A's %s", lines[4], linkA("net"))
+	}
+}
+
+func TestHardeningMasksReadonlyPathsCapabilitiesAndNoNewPrivs(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle(sh(`cat /proc/kcore >/dev/null 2>&1 && echo kcore-readable || echo kcore-masked
+echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo sys-writable || echo sys-readonly
+mount -t tmpfs none /tmp 2>/dev/null && echo mount-allowed || echo mount-denied
+grep NoNewPrivs /proc/self/status`))
+	out := e.must("run", "-b", b, "hard")
+	for _, want := range []string{"kcore-masked", "sys-readonly", "mount-denied", "NoNewPrivs:\t1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadInputGetsClearErrorsAndLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	malformed := e.bundle(nil)
+	os.WriteFile(filepath.Join(malformed, "config.json"), []byte("{not json"), 0o644)
+	noRootfs := e.bundle(func(s *specs.Spec) { s.Root.Path = "missing" })
+	badNS := e.bundle(func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
+	})
+	for name, c := range map[string]struct{ bundle, want string }{
+		"malformed": {malformed, "config.json"},
+		"norootfs":  {noRootfs, "rootfs"},
+		"badns":     {badNS, `unknown namespace type "bogus"`},
+	} {
+		r := e.run("create", "-b", c.bundle, name)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q, want an error naming %q", name, r.code, r.stderr, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(e.root, name)); err == nil {
+			t.Errorf("%s: state left behind", name)
+		}
+	}
+	ok := e.bundle(sh("true"))
+	e.must("create", "-b", ok, "dup")
+	if r := e.run("create", "-b", ok, "dup"); r.code == 0 || !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("duplicate id: %d %q", r.code, r.stderr)
+	}
+	e.must("start", "dup")
+	e.waitStatus("dup", "stopped")
+	if r := e.run("start", "dup"); r.code == 0 || !strings.Contains(r.stderr, "not created") {
+		t.Errorf("start of a stopped container: %d %q", r.code, r.stderr)
+	}
+	e.must("delete", "dup")
+	if r := e.run("state", "dup"); r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("state of a deleted container: %d %q", r.code, r.stderr)
+	}
+}
