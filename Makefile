@@ -49,7 +49,9 @@ test-unit:
 test-e2e: build
 	$(GO) test -count=1 -timeout 25m ./test/e2e/...
 
-bench: build
+# bench compares against runc and crun, from Debian's packages.
+bench: deps build
+	@command -v runc >/dev/null && command -v crun >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun >/dev/null
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 
 clean:

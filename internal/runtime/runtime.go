@@ -456,7 +456,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	// The shim records the exit and goes; wait for it briefly so that no
 	// process of ours outlives the delete.
-	waitGone(rec.ShimPid, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	waitExit(ctx, rec.ShimPid)
+	cancel()
 	if err := destroyCgroup(mgr); err != nil {
 		return err
 	}
@@ -489,13 +491,6 @@ func destroyCgroup(mgr cgroups.Manager) error {
 	return fmt.Errorf("remove cgroup: %w", err)
 }
 
-func waitGone(pid int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for pid > 0 && time.Now().Before(deadline) && !gone(pid) {
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // gone reports whether pid has exited; a zombie (an unreaped child of the
 // caller, as the shim is in `run`) counts as exited.
 func gone(pid int) bool {
@@ -508,24 +503,40 @@ func gone(pid int) bool {
 
 // Wait blocks until the container has stopped and returns how it exited.
 func (r *Runtime) Wait(ctx context.Context, id string) (*nsinit.Exit, error) {
-	for {
-		rec, err := r.readRecord(id)
-		if err != nil {
-			return nil, err
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	// The shim exits right after recording the exit: wait for the shim.
+	waitExit(ctx, rec.ShimPid)
+	if e := r.readExit(id); e != nil {
+		return e, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("container %q: shim gone without recording an exit", id)
+}
+
+// waitExit blocks until pid has exited (or ctx ends), with a pidfd so that
+// it works for processes that are not our children, without polling.
+func waitExit(ctx context.Context, pid int) {
+	if pid <= 0 || gone(pid) {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		for !gone(pid) && ctx.Err() == nil {
+			time.Sleep(2 * time.Millisecond)
 		}
-		if e := r.readExit(id); e != nil {
-			return e, nil
-		}
-		if gone(rec.ShimPid) {
-			if e := r.readExit(id); e != nil {
-				return e, nil
-			}
-			return nil, fmt.Errorf("container %q: shim gone without recording an exit", id)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		return
+	}
+	defer unix.Close(fd)
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 100)
+		if n > 0 || (err != nil && err != unix.EINTR) || gone(pid) {
+			return
 		}
 	}
 }
