@@ -14,7 +14,7 @@ import (
 func init() {
 	// The container init must stay on the main thread: namespaces joined
 	// with setns and capabilities apply per thread and carry over execve.
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	if len(os.Args) > 1 && (os.Args[1] == "init" || os.Args[1] == "exec-init") {
 		goruntime.LockOSThread()
 	}
 }

@@ -59,6 +59,8 @@ type CreateOptions struct {
 	// Stdin, Stdout, Stderr are the container's stdio; nil means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ConsoleSocket receives the terminal's master when process.terminal is set.
+	ConsoleSocket string
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
@@ -206,7 +208,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 			shim.Wait()
 		}
 		if mgr != nil {
-			killCgroup(mgr)
+			killCgroup(mgr.GetPaths())
 			mgr.Destroy()
 		}
 		os.RemoveAll(dir)
@@ -274,7 +276,10 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	if err = mgr.Apply(pid); err != nil {
 		return fmt.Errorf("join cgroup: %w", err)
 	}
-	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo})
+	if spec.Process.Terminal && opts.ConsoleSocket == "" {
+		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
+	}
+	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo, ConsoleSocket: opts.ConsoleSocket})
 	if _, err = configW.Write(cfg); err != nil {
 		return fmt.Errorf("send config: %w", err)
 	}
@@ -414,11 +419,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 		return fmt.Errorf("container %q is not running: %w", id, ErrInvalidState)
 	}
 	if all {
-		mgr, err := r.manager(rec)
-		if err != nil {
-			return err
-		}
-		pids, err := mgr.GetAllPids()
+		pids, err := cgroupPids(rec.CgroupPaths)
 		if err != nil {
 			return err
 		}
@@ -450,7 +451,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if err != nil {
 		return err
 	}
-	killCgroup(mgr)
+	killCgroup(rec.CgroupPaths)
 	if alive(rec.Pid, rec.StartTime) {
 		unix.Kill(rec.Pid, unix.SIGKILL)
 	}
@@ -465,10 +466,23 @@ func (r *Runtime) Delete(id string, force bool) error {
 	return os.RemoveAll(r.dir(id))
 }
 
+// cgroupPids lists every process in the container's cgroup, read from one
+// controller that every container has.
+func cgroupPids(paths map[string]string) ([]int, error) {
+	for _, c := range []string{"", "pids", "memory", "cpu"} {
+		if p, ok := paths[c]; ok && p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return cgroups.GetAllPids(p)
+			}
+		}
+	}
+	return nil, errors.New("the container's cgroup is gone")
+}
+
 // killCgroup SIGKILLs everything in the container's cgroup.
-func killCgroup(mgr cgroups.Manager) {
+func killCgroup(paths map[string]string) {
 	for range 50 {
-		pids, err := mgr.GetAllPids()
+		pids, err := cgroupPids(paths)
 		if err != nil || len(pids) == 0 {
 			return
 		}

@@ -32,6 +32,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return nsinit.RunShim()
 		case "init":
 			return nsinit.RunInit()
+		case "exec-init":
+			return nsinit.RunExecInit()
 		}
 	}
 	global := flag.NewFlagSet("skiff-runtime", flag.ContinueOnError)
@@ -46,7 +48,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	rest := global.Args()
 	if len(rest) == 0 {
-		fmt.Fprintln(stderr, "usage: skiff-runtime [--root DIR] create|start|state|kill|delete|run|spec|list ...")
+		fmt.Fprintln(stderr, "usage: skiff-runtime [--root DIR] create|start|state|kill|delete|run|exec|ps|events|spec|list ...")
 		return 2
 	}
 	bin, err := os.Executable()
@@ -59,6 +61,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	run, ok := map[string]func([]string) error{
 		"create": c.create, "start": c.start, "state": c.state, "kill": c.kill,
 		"delete": c.delete, "run": c.run, "spec": c.spec, "list": c.list,
+		"exec": c.exec, "ps": c.ps, "events": c.events, "stats": c.events,
 	}[rest[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "skiff-runtime: unknown command %q\n", rest[0])
@@ -123,11 +126,8 @@ func (c *command) create(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *f.consoleSocket != "" {
-		return errors.New("--console-socket is not supported yet")
-	}
 	return c.rt.Create(context.Background(), id, *f.bundle, runtime.CreateOptions{PidFile: *f.pidFile,
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ConsoleSocket: *f.consoleSocket})
 }
 
 func (c *command) start(args []string) error {

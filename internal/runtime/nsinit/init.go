@@ -45,6 +45,16 @@ func initContainer() error {
 	if err := joinNamespaces(spec); err != nil {
 		return err
 	}
+	// The console socket is a host path: connect before pivot_root.
+	console := -1
+	if spec.Process.Terminal {
+		if cfg.ConsoleSocket == "" {
+			return errors.New("process.terminal is true but no --console-socket was given")
+		}
+		if console, err = connectConsoleSocket(cfg.ConsoleSocket); err != nil {
+			return err
+		}
+	}
 	// The fifo must be reachable after pivot_root: keep a path fd to it.
 	fifo, err := unix.Open(cfg.ExecFIFO, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -75,6 +85,11 @@ func initContainer() error {
 	}
 	if err := applySysctls(spec); err != nil {
 		return err
+	}
+	if console >= 0 {
+		if err := setupConsole(console); err != nil {
+			return err
+		}
 	}
 	if err := setupProcess(spec.Process); err != nil {
 		return err

@@ -26,6 +26,17 @@ type Config struct {
 	Rootfs string `json:"rootfs"`
 	// ExecFIFO is the host path of the FIFO that `start` opens.
 	ExecFIFO string `json:"execFifo"`
+	// ConsoleSocket, when set, receives the terminal's master.
+	ConsoleSocket string `json:"consoleSocket,omitempty"`
+}
+
+// ExecConfig is what the runtime hands the init of an exec'd process.
+type ExecConfig struct {
+	Process *specs.Process `json:"process"`
+	// ContainerPid is the container's init, whose namespaces are joined.
+	ContainerPid int `json:"containerPid"`
+	// ConsoleFD, when >= 0, is the socket that receives the terminal.
+	ConsoleFD int `json:"consoleFd"`
 }
 
 // ShimConfig is what the shim needs from the runtime, in its environment.

@@ -1,0 +1,205 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-sh/skiff/internal/runtime/nsinit"
+)
+
+// ExecOptions are exec's settings.
+type ExecOptions struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Console, when process.terminal is set, receives the terminal's
+	// master (the caller proxies it).
+	Console func(master *os.File)
+	// Detach returns once the process runs instead of waiting for it.
+	Detach  bool
+	PidFile string
+}
+
+// Exec runs another process in a running container: in its namespaces and
+// cgroup, with the given process settings. Without Detach it waits and
+// returns the exit code (128+signal when killed).
+func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts ExecOptions) (int, error) {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return -1, err
+	}
+	if st, _ := r.status(rec); st != StatusRunning && st != StatusCreated {
+		return -1, fmt.Errorf("container %q is %s: %w", id, st, ErrInvalidState)
+	}
+	if proc == nil || len(proc.Args) == 0 {
+		return -1, fmt.Errorf("%w: exec needs a command", ErrInvalidSpec)
+	}
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	defer configR.Close()
+	defer configW.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+	cmd := exec.Command(r.Binary, "exec-init")
+	cmd.Args[0] = "skiff-exec"
+	cmd.Env = []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	cmd.ExtraFiles = []*os.File{configR, syncW}
+	consoleFD := -1
+	var consoleParent *os.File
+	if proc.Terminal {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, err
+		}
+		consoleParent = os.NewFile(uintptr(pair[0]), "console")
+		child := os.NewFile(uintptr(pair[1]), "console-child")
+		defer consoleParent.Close()
+		defer child.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+		consoleFD = 5
+	}
+	if err := startInPidNamespace(cmd, rec.Pid); err != nil {
+		return -1, fmt.Errorf("start exec: %w", err)
+	}
+	configR.Close()
+	syncW.Close()
+	fail := func(err error) (int, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return -1, err
+	}
+	mgr, err := r.manager(rec)
+	if err != nil {
+		return fail(err)
+	}
+	if err := mgr.Apply(cmd.Process.Pid); err != nil {
+		return fail(fmt.Errorf("join container cgroup: %w", err))
+	}
+	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD})
+	if _, err := configW.Write(cfg); err != nil {
+		return fail(err)
+	}
+	configW.Close()
+	if consoleParent != nil {
+		master, err := nsinit.RecvConsole(consoleParent)
+		if err != nil {
+			return fail(err)
+		}
+		if opts.Console != nil {
+			opts.Console(master)
+		}
+	}
+	msg, err := readMessage(syncR)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fail(fmt.Errorf("exec: %w", err))
+	}
+	if msg.Type == "error" {
+		return fail(fmt.Errorf("exec: %s", msg.Msg))
+	}
+	if opts.PidFile != "" {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
+			return fail(err)
+		}
+	}
+	if opts.Detach {
+		cmd.Process.Release()
+		return 0, nil
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
+}
+
+// startInPidNamespace forks cmd into the pid namespace of pid: setns of a
+// pid namespace only applies to the calling thread's future children, so it
+// runs on a thread of its own that is thrown away afterwards.
+func startInPidNamespace(cmd *exec.Cmd, pid int) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		// No UnlockOSThread: the thread, now in another pid namespace for
+		// its children, exits with this goroutine.
+		fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
+			errc <- fmt.Errorf("join pid namespace: %w", err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+// Processes lists the pids in the container's cgroup, as `ps` shows them.
+func (r *Runtime) Processes(id string) ([]int, error) {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	return cgroupPids(rec.CgroupPaths)
+}
+
+// Stats reads the container's cgroup statistics.
+func (r *Runtime) Stats(id string) (*Stats, error) {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := r.manager(rec)
+	if err != nil {
+		return nil, err
+	}
+	s, err := mgr.GetStats()
+	if err != nil {
+		return nil, err
+	}
+	return &Stats{
+		CPUUsageNanos: s.CpuStats.CpuUsage.TotalUsage,
+		CPUThrottled:  s.CpuStats.ThrottlingData.ThrottledPeriods,
+		MemoryUsage:   s.MemoryStats.Usage.Usage,
+		MemoryLimit:   s.MemoryStats.Usage.Limit,
+		MemoryMax:     s.MemoryStats.Usage.MaxUsage,
+		Pids:          s.PidsStats.Current,
+		PidsLimit:     s.PidsStats.Limit,
+	}, nil
+}
+
+// Stats are a container's resource figures.
+type Stats struct {
+	CPUUsageNanos uint64 `json:"cpuUsageNanos"`
+	CPUThrottled  uint64 `json:"cpuThrottledPeriods"`
+	MemoryUsage   uint64 `json:"memoryUsageBytes"`
+	MemoryLimit   uint64 `json:"memoryLimitBytes"`
+	MemoryMax     uint64 `json:"memoryMaxUsageBytes"`
+	Pids          uint64 `json:"pids"`
+	PidsLimit     uint64 `json:"pidsLimit"`
+}
