@@ -91,7 +91,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 	if err := mgr.Apply(cmd.Process.Pid); err != nil {
 		return fail(fmt.Errorf("join container cgroup: %w", err))
 	}
-	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD})
+	var filter *specs.LinuxSeccomp
+	if spec, err := LoadSpec(rec.Bundle); err == nil && spec.Linux != nil {
+		filter = spec.Linux.Seccomp
+	}
+	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: filter})
 	if _, err := configW.Write(cfg); err != nil {
 		return fail(err)
 	}

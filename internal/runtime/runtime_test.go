@@ -273,3 +273,24 @@ func TestBadInputGetsClearErrorsAndLeavesNothing(t *testing.T) {
 		t.Errorf("state of a deleted container: %d %q", r.code, r.stderr)
 	}
 }
+
+func TestSeccompRuleMakesASyscallFailWithTheConfiguredErrno(t *testing.T) {
+	e := newEnv(t)
+	errno := uint(1) // EPERM
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "mkdir /tmp/allowed && echo mkdir-ok; hostname x 2>&1 || echo sethostname-denied; chmod 700 /tmp/allowed 2>&1; echo chmod-done"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{
+				{Names: []string{"sethostname"}, Action: specs.ActErrno, ErrnoRet: &errno},
+				{Names: []string{"chmod", "fchmodat", "fchmodat2", "no_such_syscall"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(13))},
+			},
+		}
+	})
+	out := e.must("run", "-b", b, "sec")
+	for _, want := range []string{"mkdir-ok", "Operation not permitted", "sethostname-denied", "Permission denied", "chmod-done"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func execInit() error {
 			return err
 		}
 	}
-	if err := setupProcess(cfg.Process); err != nil {
+	if err := setupProcessWithSeccomp(cfg.Process, cfg.Seccomp); err != nil {
 		return err
 	}
 	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})

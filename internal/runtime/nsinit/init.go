@@ -91,7 +91,11 @@ func initContainer() error {
 			return err
 		}
 	}
-	if err := setupProcess(spec.Process); err != nil {
+	var filter *specs.LinuxSeccomp
+	if spec.Linux != nil {
+		filter = spec.Linux.Seccomp
+	}
+	if err := setupProcessWithSeccomp(spec.Process, filter); err != nil {
 		return err
 	}
 	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})
@@ -172,6 +176,25 @@ func applySysctls(spec *specs.Spec) error {
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}
+	}
+	return nil
+}
+
+// setupProcessWithSeccomp applies the process settings and the seccomp
+// filter. With no_new_privs the filter is loaded last, right before execve;
+// without it, loading needs CAP_SYS_ADMIN, so it goes before the user and
+// capabilities change (as runc does).
+func setupProcessWithSeccomp(p *specs.Process, filter *specs.LinuxSeccomp) error {
+	if filter != nil && !p.NoNewPrivileges {
+		if err := loadSeccomp(filter); err != nil {
+			return err
+		}
+	}
+	if err := setupProcess(p); err != nil {
+		return err
+	}
+	if filter != nil && p.NoNewPrivileges {
+		return loadSeccomp(filter)
 	}
 	return nil
 }

@@ -37,6 +37,8 @@ type ExecConfig struct {
 	ContainerPid int `json:"containerPid"`
 	// ConsoleFD, when >= 0, is the socket that receives the terminal.
 	ConsoleFD int `json:"consoleFd"`
+	// Seccomp is the container's filter, applied to the process too.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
 // ShimConfig is what the shim needs from the runtime, in its environment.
