@@ -118,6 +118,19 @@ func validate(spec *specs.Spec, bundle string) error {
 	return nil
 }
 
+// namespacePath is the path of a namespace the spec joins, if any.
+func namespacePath(spec *specs.Spec, t specs.LinuxNamespaceType) string {
+	if spec.Linux == nil {
+		return ""
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
 func rootfsOf(spec *specs.Spec, bundle string) string {
 	if filepath.IsAbs(spec.Root.Path) {
 		return spec.Root.Path
@@ -249,7 +262,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	defer reportW.Close()
 
 	shimCfg, _ := json.Marshal(nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
-		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode()})
+		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(), PidNamespace: namespacePath(spec, specs.PIDNamespace)})
 	shim = exec.Command(r.Binary, "shim")
 	shim.Args[0] = "skiff-shim"
 	shim.Env = []string{nsinit.ShimConfigEnv + "=" + string(shimCfg)}

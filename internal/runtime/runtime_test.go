@@ -294,3 +294,85 @@ func TestSeccompRuleMakesASyscallFailWithTheConfiguredErrno(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerJoinsAnothersPidAndMountNamespaces(t *testing.T) {
+	e := newEnv(t)
+	a := e.bundle(sh("echo from-a > /tmp/shared; sleep 100"))
+	e.must("create", "-b", a, "pa")
+	e.must("start", "pa")
+	stA := e.waitStatus("pa", "running")
+	time.Sleep(100 * time.Millisecond)
+	b := e.bundle(func(s *specs.Spec) {
+		for i, n := range s.Linux.Namespaces {
+			switch n.Type {
+			case specs.PIDNamespace:
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", stA.Pid)
+			case specs.MountNamespace:
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/mnt", stA.Pid)
+			}
+		}
+		s.Process.Args = []string{"sh", "-c", "cat /tmp/shared; ps -o comm | grep -c sleep"}
+	})
+	out := e.must("run", "-b", b, "pb")
+	if lines := strings.Fields(out); len(lines) != 2 || lines[0] != "from-a" || lines[1] != "1" {
+		t.Errorf("B does not share A's mounts and processes:\n%s", out)
+	}
+}
+
+func TestProcessSettingsAreApplied(t *testing.T) {
+	e := newEnv(t)
+	umask := uint32(0o027)
+	adj := 500
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "data"), []byte("bound"), 0o644)
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "id; ulimit -n; cat /proc/self/oom_score_adj; pwd || echo pwd-failed; ls -ld /tmp /; umask; echo $GREETING; cat /mnt/data; touch /mnt/x 2>&1 || echo ro-bind; touch /etc/y 2>&1 || echo ro-root; cat /proc/sys/kernel/domainname"}
+		s.Process.User = specs.User{UID: 65534, GID: 65534, AdditionalGids: []uint32{10, 20}, Umask: &umask}
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 256, Hard: 512}}
+		s.Process.OOMScoreAdj = &adj
+		s.Process.Cwd = "/tmp"
+		s.Process.Env = append(s.Process.Env, "GREETING=hi")
+		s.Root.Readonly = true
+		s.Domainname = "example.test"
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: hostDir, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+	})
+	out := e.must("run", "-b", b, "proc")
+	for _, want := range []string{"uid=65534", "gid=65534", "groups=10", "20", "\n256\n", "\n500\n", "\n/tmp\n", "0027", "hi\n", "bound", "ro-bind", "ro-root", "example.test"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestNegativeOOMScoreAdjIsClampedNotFatal(t *testing.T) {
+	e := newEnv(t)
+	adj := -999
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"cat", "/proc/self/oom_score_adj"}
+		s.Process.OOMScoreAdj = &adj
+	})
+	// Where CAP_SYS_RESOURCE is missing the value is clamped; where it is
+	// present it applies. Either way the container runs.
+	out := strings.TrimSpace(e.must("run", "-b", b, "oomadj"))
+	if n, err := strconv.Atoi(out); err != nil || n > 0 {
+		t.Errorf("oom_score_adj = %q", out)
+	}
+}
+
+func TestConcurrentStartsStartOnce(t *testing.T) {
+	e := newEnv(t)
+	e.must("create", "-b", e.bundle(sh("sleep 100")), "race")
+	results := make(chan int, 4)
+	for range 4 {
+		go func() { results <- e.run("start", "race").code }()
+	}
+	ok := 0
+	for range 4 {
+		if <-results == 0 {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of 4 concurrent starts succeeded, want 1", ok)
+	}
+}

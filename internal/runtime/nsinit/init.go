@@ -42,10 +42,8 @@ func initContainer() error {
 	if spec == nil || spec.Process == nil {
 		return errors.New("config without process")
 	}
-	if err := joinNamespaces(spec); err != nil {
-		return err
-	}
-	// The console socket is a host path: connect before pivot_root.
+	// The console socket and the exec fifo are host paths: reach them
+	// before joining another mount namespace or pivoting the root.
 	console := -1
 	if spec.Process.Terminal {
 		if cfg.ConsoleSocket == "" {
@@ -59,6 +57,9 @@ func initContainer() error {
 	fifo, err := unix.Open(cfg.ExecFIFO, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	if err := joinNamespaces(spec); err != nil {
+		return err
 	}
 	if hasNewNamespace(spec, specs.MountNamespace) {
 		if err := setupRootfs(spec, cfg.Rootfs); err != nil {
@@ -95,13 +96,15 @@ func initContainer() error {
 	if spec.Linux != nil {
 		filter = spec.Linux.Seccomp
 	}
-	if err := setupProcessWithSeccomp(spec.Process, filter); err != nil {
+	if err := prepareProcess(spec.Process); err != nil {
 		return err
 	}
 	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})
 	unix.Close(4)
 
-	// Block until `start` opens the fifo for reading.
+	// Block until `start` opens the fifo for reading. This comes before
+	// the user switch: a process that changed uid may no longer open its
+	// own /proc/self/fd.
 	w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo for writing: %w", err)
@@ -109,6 +112,11 @@ func initContainer() error {
 	unix.Write(w, []byte{0})
 	unix.Close(w)
 	unix.Close(fifo)
+	if err := finishProcess(spec.Process, filter); err != nil {
+		// Nobody listens on the sync pipe any more: say it on stderr.
+		fmt.Fprintf(os.Stderr, "skiff-runtime: %v\n", err)
+		os.Exit(127)
+	}
 	return execProcess(spec.Process)
 }
 
@@ -145,9 +153,14 @@ func joinNamespaces(spec *specs.Spec) error {
 			continue
 		}
 		switch ns.Type {
-		case specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.CgroupNamespace:
-		default:
-			return fmt.Errorf("joining a %s namespace by path is not supported", ns.Type)
+		case specs.PIDNamespace:
+			continue // joined by the shim before forking us
+		case specs.MountNamespace:
+			// setns into a mount namespace needs a thread that shares no
+			// filesystem information with the others.
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare fs: %w", err)
+			}
 		}
 		fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -157,6 +170,11 @@ func joinNamespaces(spec *specs.Spec) error {
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("join %s namespace %s: %w", ns.Type, ns.Path, err)
+		}
+		if ns.Type == specs.MountNamespace {
+			if err := unix.Chdir("/"); err != nil {
+				return err
+			}
 		}
 	}
 	if hasNewNamespace(spec, specs.CgroupNamespace) {
@@ -180,40 +198,23 @@ func applySysctls(spec *specs.Spec) error {
 	return nil
 }
 
-// setupProcessWithSeccomp applies the process settings and the seccomp
+// setupProcessWithSeccomp applies all the process settings and the seccomp
+// filter.
+func setupProcessWithSeccomp(p *specs.Process, filter *specs.LinuxSeccomp) error {
+	if err := prepareProcess(p); err != nil {
+		return err
+	}
+	return finishProcess(p, filter)
+}
+
+// finishProcess switches user and capabilities and loads the seccomp
 // filter. With no_new_privs the filter is loaded last, right before execve;
 // without it, loading needs CAP_SYS_ADMIN, so it goes before the user and
 // capabilities change (as runc does).
-func setupProcessWithSeccomp(p *specs.Process, filter *specs.LinuxSeccomp) error {
+func finishProcess(p *specs.Process, filter *specs.LinuxSeccomp) error {
 	if filter != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(filter); err != nil {
 			return err
-		}
-	}
-	if err := setupProcess(p); err != nil {
-		return err
-	}
-	if filter != nil && p.NoNewPrivileges {
-		return loadSeccomp(filter)
-	}
-	return nil
-}
-
-// setupProcess applies the process settings that must precede execve.
-func setupProcess(p *specs.Process) error {
-	for _, rl := range p.Rlimits {
-		if err := setRlimit(rl); err != nil {
-			return err
-		}
-	}
-	if p.OOMScoreAdj != nil {
-		if err := setOOMScoreAdj(*p.OOMScoreAdj); err != nil {
-			return err
-		}
-	}
-	if p.Cwd != "" {
-		if err := os.MkdirAll(p.Cwd, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("cwd %s: %w", p.Cwd, err)
 		}
 	}
 	if err := setUser(p); err != nil {
@@ -229,7 +230,33 @@ func setupProcess(p *specs.Process) error {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
 	}
+	if filter != nil && p.NoNewPrivileges {
+		return loadSeccomp(filter)
+	}
 	return nil
+}
+
+// prepareProcess applies the settings that need privileges we keep until
+// the user switch: rlimits, oom_score_adj, the working directory.
+func prepareProcess(p *specs.Process) error {
+	for _, rl := range p.Rlimits {
+		if err := setRlimit(rl); err != nil {
+			return err
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := setOOMScoreAdj(*p.OOMScoreAdj); err != nil {
+			return err
+		}
+	}
+	if p.Cwd != "" {
+		if err := os.MkdirAll(p.Cwd, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("cwd %s: %w", p.Cwd, err)
+		}
+	}
+	// Capability names are checked now, so that create reports them.
+	_, err := parseCapabilities(p.Capabilities)
+	return err
 }
 
 var rlimitNames = map[string]int{

@@ -51,6 +51,10 @@ type ShimConfig struct {
 	MemoryCgroup string `json:"memoryCgroup,omitempty"`
 	// CgroupV2 says MemoryCgroup is a cgroup v2 directory.
 	CgroupV2 bool `json:"cgroupV2,omitempty"`
+	// PidNamespace, when set, is an existing pid namespace the init is
+	// started in (joined by the shim: setns of a pid namespace only
+	// applies to the children forked after it).
+	PidNamespace string `json:"pidNamespace,omitempty"`
 }
 
 // Message is one line on the sync or report pipe.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,7 @@ func RunShim() int {
 	cmd.ExtraFiles = []*os.File{os.NewFile(3, "config"), os.NewFile(4, "sync")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
 	cmd.Env = []string{}
-	if err := cmd.Start(); err != nil {
+	if err := startInit(cmd, cfg.PidNamespace); err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	os.NewFile(3, "config").Close()
@@ -121,4 +122,28 @@ func oomKilled(cfg ShimConfig) bool {
 func writeMessage(f *os.File, m Message) {
 	data, _ := json.Marshal(m)
 	f.Write(append(data, '\n'))
+}
+
+// startInit forks the init, first joining pidns (if any) on a thread of its
+// own, whose future children are then born in that namespace.
+func startInit(cmd *exec.Cmd, pidns string) error {
+	if pidns == "" {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		fd, err := unix.Open(pidns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open pid namespace %s: %w", pidns, err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
+			errc <- fmt.Errorf("join pid namespace %s: %w", pidns, err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
