@@ -23,9 +23,12 @@ LDFLAGS = -s -w \
 
 .PHONY: build run test test-unit test-e2e deps bench fuzz clean
 
+# skiff carries skiff-runtime (the small binary behind every container)
+# inside itself; bin/skiff-runtime is also left beside it for direct use.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-runtime ./cmd/skiff-runtime
+	cp bin/skiff-runtime internal/runtime/binary/skiff-runtime
+	CGO_ENABLED=0 $(GO) build -trimpath -tags embedruntime -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
 
 run: build
 	@echo "Starting skiff server with data in $(DATA_DIR)."

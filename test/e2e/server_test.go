@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -78,5 +79,23 @@ func TestVersionEndpointParsesForKubectl(t *testing.T) {
 	}
 	if v.Client.GitVersion != "v1.37.2" || v.Server.GitVersion == "" {
 		t.Errorf("versions: %+v", v)
+	}
+}
+
+func TestSkiffCarriesItsRuntime(t *testing.T) {
+	// A copy of skiff alone in a directory still runs `skiff runtime`:
+	// skiff-runtime is embedded and written out on first use.
+	dir := t.TempDir()
+	data, err := os.ReadFile(skiffBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lone := filepath.Join(dir, "skiff")
+	if err := os.WriteFile(lone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(lone, "runtime", "--root", filepath.Join(dir, "state"), "list", "--format", "json").CombinedOutput()
+	if err != nil || string(out) != "[]\n" {
+		t.Fatalf("skiff runtime list: %v: %q", err, out)
 	}
 }
