@@ -1,0 +1,101 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+var validKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (s *Store) snapshotDir(key string) string { return filepath.Join(s.root, "snapshots", key) }
+
+// Prepare makes a writable snapshot of img for one container: an overlayfs
+// whose lower layers are the image's shared, read-only unpacked layers and
+// whose upper directory is the snapshot's own. It returns the mounted root.
+func (s *Store) Prepare(key string, img *Image) (string, error) {
+	if !validKey.MatchString(key) {
+		return "", fmt.Errorf("invalid snapshot key %q", key)
+	}
+	dir := s.snapshotDir(key)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("snapshot %s already exists", key)
+		}
+		return "", err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "image"), []byte(img.Ref), 0o644); err != nil {
+		return "", err
+	}
+	// Top layer first, as overlayfs wants.
+	lowers := make([]string, 0, len(img.Layers))
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		l := s.layerDir(img.Layers[i].DiffID)
+		if _, err := os.Stat(l); err != nil {
+			return "", fmt.Errorf("layer %s not unpacked: %w", img.Layers[i].DiffID, ErrNotFound)
+		}
+		lowers = append(lowers, l)
+	}
+	if len(lowers) == 0 {
+		// An image without layers still needs a lower directory.
+		empty := filepath.Join(dir, "empty")
+		os.Mkdir(empty, 0o755)
+		lowers = append(lowers, empty)
+	}
+	merged := filepath.Join(dir, "merged")
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
+		filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount snapshot %s: %w", key, err)
+	}
+	ok = true
+	return merged, nil
+}
+
+// Remove unmounts a snapshot and deletes its writable layer.
+func (s *Store) Remove(key string) error {
+	if !validKey.MatchString(key) {
+		return fmt.Errorf("invalid snapshot key %q", key)
+	}
+	dir := s.snapshotDir(key)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("snapshot %s: %w", key, ErrNotFound)
+	}
+	merged := filepath.Join(dir, "merged")
+	if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount snapshot %s: %w", key, err)
+	}
+	return os.RemoveAll(dir)
+}
+
+// Snapshots lists the snapshot keys and the image each uses.
+func (s *Store) Snapshots() (map[string]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		ref, err := os.ReadFile(filepath.Join(s.root, "snapshots", e.Name(), "image"))
+		if err == nil {
+			out[e.Name()] = string(ref)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,283 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+)
+
+// Store keeps images under one root directory.
+type Store struct {
+	root      string
+	keychain  authn.Keychain
+	transport http.RoundTripper
+	platform  v1.Platform
+	flight    singleflight.Group
+}
+
+// Options configure a Store.
+type Options struct {
+	// Keychain resolves registry credentials; nil means ~/.docker/config.json.
+	Keychain authn.Keychain
+	// Transport reaches registries; nil means the default.
+	Transport http.RoundTripper
+	// Platform picks the image from a multi-platform index; zero means
+	// this host's (linux/GOARCH).
+	Platform v1.Platform
+}
+
+// New opens (creating if needed) a store at root.
+func New(root string, opts Options) (*Store, error) {
+	for _, d := range []string{"blobs/sha256", "layers/sha256", "images", "snapshots"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{root: root, keychain: opts.Keychain, transport: opts.Transport, platform: opts.Platform}
+	if s.keychain == nil {
+		s.keychain = authn.DefaultKeychain
+	}
+	if s.transport == nil {
+		s.transport = remote.DefaultTransport
+	}
+	if s.platform.OS == "" {
+		s.platform = v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}
+	}
+	return s, nil
+}
+
+// Layer is one layer of an image.
+type Layer struct {
+	Digest    v1.Hash `json:"digest"`
+	DiffID    v1.Hash `json:"diffID"`
+	Size      int64   `json:"size"`
+	MediaType string  `json:"mediaType"`
+}
+
+// Image is a stored image.
+type Image struct {
+	// Ref is the normalised reference it was pulled or imported as.
+	Ref string `json:"ref"`
+	// Repo and Tag split Ref for listings ("<none>" when pulled by digest).
+	Repo string `json:"repo"`
+	Tag  string `json:"tag"`
+	// Digest is the manifest's digest.
+	Digest v1.Hash  `json:"digest"`
+	Config v1.Hash  `json:"config"`
+	Layers []Layer  `json:"layers"`
+	Size   int64    `json:"size"`
+	Pulled time.Time `json:"pulled"`
+}
+
+// Normalize expands a reference as Docker does: nginx →
+// docker.io/library/nginx:latest.
+func Normalize(ref string) (string, error) {
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		return "", fmt.Errorf("invalid image reference %q: %w", ref, err)
+	}
+	return displayRef(r), nil
+}
+
+func displayRef(r name.Reference) string {
+	repo := r.Context()
+	reg := repo.RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	sep := ":"
+	if _, ok := r.(name.Digest); ok {
+		sep = "@"
+	}
+	return reg + "/" + repo.RepositoryStr() + sep + r.Identifier()
+}
+
+func (s *Store) recordPath(ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return filepath.Join(s.root, "images", hex.EncodeToString(sum[:])+".json")
+}
+
+func (s *Store) writeRecord(img *Image) error {
+	data, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	path := s.recordPath(img.Ref)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Get returns the image stored under ref.
+func (s *Store) Get(ref string) (*Image, error) {
+	norm, err := Normalize(ref)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.recordPath(norm))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("image %s: %w", norm, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var img Image
+	return &img, json.Unmarshal(data, &img)
+}
+
+// List returns every stored image, sorted by reference.
+func (s *Store) List() ([]*Image, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "images"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.root, "images", e.Name()))
+		if err != nil {
+			continue
+		}
+		var img Image
+		if json.Unmarshal(data, &img) == nil {
+			out = append(out, &img)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out, nil
+}
+
+// Pull fetches ref from its registry, storing what is missing. Concurrent
+// pulls of one reference share one download; blobs already stored are not
+// fetched again.
+func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
+	}
+	norm := displayRef(r)
+	v, err, _ := s.flight.Do(norm, func() (any, error) { return s.pull(ctx, r, norm) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Image), nil
+}
+
+func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image, error) {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain),
+		remote.WithTransport(s.transport), remote.WithPlatform(s.platform)}
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	}
+	img, err := desc.Image() // resolves an index to this platform's image
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	}
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: manifest: %w", norm, err)
+	}
+	mdigest, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: manifest: %w", norm, err)
+	}
+	if !s.HasBlob(m.Config.Digest) {
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+		}
+		if err := s.writeBlob(m.Config.Digest, strings.NewReader(string(cfg))); err != nil {
+			return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+		}
+	}
+	cfgData, _ := s.readBlob(m.Config.Digest)
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(cfgData, &cfg); err != nil {
+		return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("pull %s: config lists %d layers, manifest %d", norm, len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(3)
+	for _, l := range m.Layers {
+		if s.HasBlob(l.Digest) {
+			continue
+		}
+		l := l
+		g.Go(func() error {
+			_, err, _ := s.flight.Do("blob:"+l.Digest.String(), func() (any, error) {
+				return nil, s.fetchBlob(gctx, r, l.Digest, opts)
+			})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	}
+	if err := s.writeBlob(mdigest, strings.NewReader(string(manifest))); err != nil {
+		return nil, err
+	}
+	out := &Image{Ref: norm, Digest: mdigest, Config: m.Config.Digest, Pulled: time.Now().UTC()}
+	out.Repo, out.Tag = splitRef(norm)
+	for i, l := range m.Layers {
+		out.Layers = append(out.Layers, Layer{Digest: l.Digest, DiffID: cfg.RootFS.DiffIDs[i], Size: l.Size, MediaType: string(l.MediaType)})
+		out.Size += l.Size
+	}
+	if err := s.unpack(out); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	}
+	if err := s.writeRecord(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) fetchBlob(ctx context.Context, r name.Reference, d v1.Hash, opts []remote.Option) error {
+	l, err := remote.Layer(r.Context().Digest(d.String()), opts...)
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", d, err)
+	}
+	defer rc.Close()
+	return s.writeBlob(d, rc)
+}
+
+func splitRef(ref string) (repo, tag string) {
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		return ref[:i], "<none>"
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, "latest"
+}
