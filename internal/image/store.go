@@ -79,10 +79,10 @@ type Image struct {
 	Repo string `json:"repo"`
 	Tag  string `json:"tag"`
 	// Digest is the manifest's digest.
-	Digest v1.Hash  `json:"digest"`
-	Config v1.Hash  `json:"config"`
-	Layers []Layer  `json:"layers"`
-	Size   int64    `json:"size"`
+	Digest v1.Hash   `json:"digest"`
+	Config v1.Hash   `json:"config"`
+	Layers []Layer   `json:"layers"`
+	Size   int64     `json:"size"`
 	Pulled time.Time `json:"pulled"`
 }
 
@@ -195,9 +195,20 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", norm, err)
 	}
+	out, err := s.storeImage(ctx, norm, img)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	}
+	return out, nil
+}
+
+// storeImage keeps img under the reference norm: its manifest, config and
+// the layer blobs not yet stored (fetched in parallel, one download per
+// blob however many pulls want it), then unpacks its layers.
+func (s *Store) storeImage(ctx context.Context, norm string, img v1.Image) (*Image, error) {
 	manifest, err := img.RawManifest()
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: manifest: %w", norm, err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	mdigest, err := img.Digest()
 	if err != nil {
@@ -205,24 +216,24 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: manifest: %w", norm, err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	if !s.HasBlob(m.Config.Digest) {
 		cfg, err := img.RawConfigFile()
 		if err != nil {
-			return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+			return nil, fmt.Errorf("config: %w", err)
 		}
 		if err := s.writeBlob(m.Config.Digest, strings.NewReader(string(cfg))); err != nil {
-			return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
 	cfgData, _ := s.readBlob(m.Config.Digest)
 	var cfg v1.ConfigFile
 	if err := json.Unmarshal(cfgData, &cfg); err != nil {
-		return nil, fmt.Errorf("pull %s: config: %w", norm, err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, fmt.Errorf("pull %s: config lists %d layers, manifest %d", norm, len(cfg.RootFS.DiffIDs), len(m.Layers))
+		return nil, fmt.Errorf("config lists %d layers, manifest %d", len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(3)
@@ -230,16 +241,28 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 		if s.HasBlob(l.Digest) {
 			continue
 		}
-		l := l
+		d := l.Digest
 		g.Go(func() error {
-			_, err, _ := s.flight.Do("blob:"+l.Digest.String(), func() (any, error) {
-				return nil, s.fetchBlob(gctx, r, l.Digest, opts)
+			_, err, _ := s.flight.Do("blob:"+d.String(), func() (any, error) {
+				if gctx.Err() != nil {
+					return nil, gctx.Err()
+				}
+				layer, err := img.LayerByDigest(d)
+				if err != nil {
+					return nil, fmt.Errorf("layer %s: %w", d, err)
+				}
+				rc, err := layer.Compressed()
+				if err != nil {
+					return nil, fmt.Errorf("layer %s: %w", d, err)
+				}
+				defer rc.Close()
+				return nil, s.writeBlob(d, rc)
 			})
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("pull %s: %w", norm, err)
+		return nil, err
 	}
 	if err := s.writeBlob(mdigest, strings.NewReader(string(manifest))); err != nil {
 		return nil, err
@@ -251,25 +274,12 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 		out.Size += l.Size
 	}
 	if err := s.unpack(out); err != nil {
-		return nil, fmt.Errorf("pull %s: %w", norm, err)
+		return nil, err
 	}
 	if err := s.writeRecord(out); err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-func (s *Store) fetchBlob(ctx context.Context, r name.Reference, d v1.Hash, opts []remote.Option) error {
-	l, err := remote.Layer(r.Context().Digest(d.String()), opts...)
-	if err != nil {
-		return err
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", d, err)
-	}
-	defer rc.Close()
-	return s.writeBlob(d, rc)
 }
 
 func splitRef(ref string) (repo, tag string) {

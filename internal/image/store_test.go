@@ -152,10 +152,10 @@ func requireRoot(t *testing.T) {
 
 func TestNormalizeFollowsDocker(t *testing.T) {
 	for in, want := range map[string]string{
-		"nginx":                      "docker.io/library/nginx:latest",
-		"nginx:1.27":                 "docker.io/library/nginx:1.27",
-		"user/app":                   "docker.io/user/app:latest",
-		"localhost:5000/app:v1":      "localhost:5000/app:v1",
+		"nginx":                 "docker.io/library/nginx:latest",
+		"nginx:1.27":            "docker.io/library/nginx:1.27",
+		"user/app":              "docker.io/user/app:latest",
+		"localhost:5000/app:v1": "localhost:5000/app:v1",
 		"quay.io/org/app@sha256:" + strings.Repeat("a", 64): "quay.io/org/app@sha256:" + strings.Repeat("a", 64),
 	} {
 		got, err := image.Normalize(in)

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
