@@ -25,7 +25,8 @@ import (
 
 // Store keeps images under one root directory.
 type Store struct {
-	root      string
+	root       string
+	registries *Registries
 	keychain  authn.Keychain
 	transport http.RoundTripper
 	platform  v1.Platform
@@ -41,6 +42,8 @@ type Options struct {
 	// Platform picks the image from a multi-platform index; zero means
 	// this host's (linux/GOARCH).
 	Platform v1.Platform
+	// Registries holds mirrors and per-registry credentials and TLS.
+	Registries *Registries
 }
 
 // New opens (creating if needed) a store at root.
@@ -50,7 +53,7 @@ func New(root string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{root: root, keychain: opts.Keychain, transport: opts.Transport, platform: opts.Platform}
+	s := &Store{root: root, keychain: opts.Keychain, transport: opts.Transport, platform: opts.Platform, registries: opts.Registries}
 	if s.keychain == nil {
 		s.keychain = authn.DefaultKeychain
 	}
@@ -185,15 +188,25 @@ func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
 }
 
 func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image, error) {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(s.keychain),
-		remote.WithTransport(s.transport), remote.WithPlatform(s.platform)}
-	desc, err := remote.Get(r, opts...)
+	base := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(s.platform)}
+	cands, err := s.candidates(r, base)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", norm, err)
 	}
-	img, err := desc.Image() // resolves an index to this platform's image
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", norm, err)
+	var img v1.Image
+	var errs []error
+	for _, c := range cands {
+		desc, err := remote.Get(c.ref, c.opts...)
+		if err == nil {
+			img, err = desc.Image() // resolves an index to this platform's image
+		}
+		if err == nil {
+			break
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", c.ref.Context().RegistryStr(), err))
+	}
+	if img == nil {
+		return nil, fmt.Errorf("pull %s: %w", norm, errors.Join(errs...))
 	}
 	out, err := s.storeImage(ctx, norm, img)
 	if err != nil {
