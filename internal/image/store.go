@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"io"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -269,7 +270,12 @@ func (s *Store) storeImage(ctx context.Context, norm string, img v1.Image) (*Ima
 					return nil, fmt.Errorf("layer %s: %w", d, err)
 				}
 				defer rc.Close()
-				return nil, s.writeBlob(d, rc)
+				var r io.Reader = rc
+				if p := progressFrom(ctx); p != nil {
+					size, _ := layer.Size()
+					r = p.Layer(d, size, rc)
+				}
+				return nil, s.writeBlob(d, r)
 			})
 			return err
 		})
@@ -303,4 +309,22 @@ func splitRef(ref string) (repo, tag string) {
 		return ref[:i], ref[i+1:]
 	}
 	return ref, "latest"
+}
+
+// Progress follows a pull's layer downloads.
+type Progress interface {
+	// Layer wraps the reader of one layer blob of size bytes.
+	Layer(digest v1.Hash, size int64, r io.Reader) io.Reader
+}
+
+type progressKey struct{}
+
+// WithProgress makes pulls under ctx report their downloads to p.
+func WithProgress(ctx context.Context, p Progress) context.Context {
+	return context.WithValue(ctx, progressKey{}, p)
+}
+
+func progressFrom(ctx context.Context) Progress {
+	p, _ := ctx.Value(progressKey{}).(Progress)
+	return p
 }
