@@ -1,0 +1,108 @@
+package image_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
+)
+
+func TestConcurrentPullsShareOneDownload(t *testing.T) {
+	reg := newRegistry(t)
+	img := buildImage(t, "amd64", layer(t, entry{name: "one", body: "1"}), layer(t, entry{name: "two", body: "2"}))
+	push(t, reg.ref("shared:v1"), img)
+	s, _ := newStore(t)
+	before := reg.blobGets.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Pull(context.Background(), reg.ref("shared:v1"))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two layers and one config: three blobs, each fetched once.
+	if n := reg.blobGets.Load() - before; n != 3 {
+		t.Errorf("8 concurrent pulls fetched %d blobs, want 3", n)
+	}
+}
+
+func TestZstdLayersAndHardLinksUnpack(t *testing.T) {
+	requireRoot(t)
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	tw.WriteHeader(&tar.Header{Name: "data/orig", Mode: 0o644, Size: 5, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hello"))
+	tw.WriteHeader(&tar.Header{Name: "data/link", Typeflag: tar.TypeLink, Linkname: "data/orig"})
+	tw.WriteHeader(&tar.Header{Name: "dev/sda", Typeflag: tar.TypeBlock, Devmajor: 8})
+	tw.Close()
+	var zbuf bytes.Buffer
+	zw, _ := zstd.NewWriter(&zbuf)
+	zw.Write(tarBuf.Bytes())
+	zw.Close()
+	data := zbuf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry(t)
+	push(t, reg.ref("zstd:v1"), buildImage(t, "amd64", l))
+	s, _ := newStore(t)
+	img, err := s.Pull(context.Background(), reg.ref("zstd:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.Prepare("z", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Remove("z")
+	if b, _ := os.ReadFile(filepath.Join(root, "data/link")); string(b) != "hello" {
+		t.Errorf("hard link reads %q", b)
+	}
+	a, _ := os.Stat(filepath.Join(root, "data/orig"))
+	b, _ := os.Stat(filepath.Join(root, "data/link"))
+	if !os.SameFile(a, b) {
+		t.Error("hard link is a copy, not a link")
+	}
+	if _, err := os.Stat(filepath.Join(root, "dev/sda")); err == nil {
+		t.Error("a device node from a layer was created")
+	}
+}
+
+func TestImportDirImportsEveryTarball(t *testing.T) {
+	s, _ := newStore(t)
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b"} {
+		tag, _ := name.NewTag("example.com/" + n + ":v1")
+		img := buildImage(t, "amd64", layer(t, entry{name: n, body: n}))
+		if err := tarball.WriteToFile(filepath.Join(dir, n+".tar"), tag, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "README"), []byte("not an image"), 0o644)
+	imgs, err := s.ImportDir(context.Background(), dir)
+	if err != nil || len(imgs) != 2 {
+		t.Fatalf("ImportDir: %d images, %v", len(imgs), err)
+	}
+	if imgs, err := s.ImportDir(context.Background(), filepath.Join(dir, "missing")); err != nil || len(imgs) != 0 {
+		t.Errorf("a missing import dir: %v %v", imgs, err)
+	}
+}
