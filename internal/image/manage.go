@@ -139,6 +139,14 @@ func (s *Store) Prune() (*PruneResult, error) {
 	if err := sweep(filepath.Join(s.root, "layers", "sha256"), keepLayers, &res.Layers); err != nil {
 		return nil, err
 	}
+	// Short links of removed layers now dangle.
+	links, _ := os.ReadDir(filepath.Join(s.root, "l"))
+	for _, e := range links {
+		p := filepath.Join(s.root, "l", e.Name())
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			os.Remove(p)
+		}
+	}
 	return res, nil
 }
 

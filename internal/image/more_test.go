@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 )
@@ -104,5 +106,31 @@ func TestImportDirImportsEveryTarball(t *testing.T) {
 	}
 	if imgs, err := s.ImportDir(context.Background(), filepath.Join(dir, "missing")); err != nil || len(imgs) != 0 {
 		t.Errorf("a missing import dir: %v %v", imgs, err)
+	}
+}
+
+func TestSnapshotOfAnImageWithManyLayers(t *testing.T) {
+	requireRoot(t)
+	var layers []v1.Layer
+	for i := range 80 {
+		layers = append(layers, layer(t, entry{name: fmt.Sprintf("f%02d", i), body: fmt.Sprint(i)}))
+	}
+	reg := newRegistry(t)
+	push(t, reg.ref("many:v1"), buildImage(t, "amd64", layers...))
+	s, _ := newStore(t)
+	img, err := s.Pull(context.Background(), reg.ref("many:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.Prepare("many", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Remove("many")
+	if b, _ := os.ReadFile(filepath.Join(root, "f79")); string(b) != "79" {
+		t.Errorf("top layer file reads %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "f00")); string(b) != "0" {
+		t.Errorf("bottom layer file reads %q", b)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -43,12 +44,13 @@ func (s *Store) Prepare(key string, img *Image) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "image"), []byte(img.Ref), 0o644); err != nil {
 		return "", err
 	}
-	// Top layer first, as overlayfs wants.
+	// Top layer first, as overlayfs wants; each through its short link
+	// (see mountOverlay).
 	lowers := make([]string, 0, len(img.Layers))
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		l := s.layerDir(img.Layers[i].DiffID)
-		if _, err := os.Stat(l); err != nil {
-			return "", fmt.Errorf("layer %s not unpacked: %w", img.Layers[i].DiffID, ErrNotFound)
+		l, err := s.shortLink(img.Layers[i].DiffID.Hex)
+		if err != nil {
+			return "", fmt.Errorf("layer %s: %w", img.Layers[i].DiffID, err)
 		}
 		lowers = append(lowers, l)
 	}
@@ -61,11 +63,54 @@ func (s *Store) Prepare(key string, img *Image) (string, error) {
 	merged := filepath.Join(dir, "merged")
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
 		filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
-	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+	if err := s.mountOverlay(merged, opts); err != nil {
 		return "", fmt.Errorf("mount snapshot %s: %w", key, err)
 	}
 	ok = true
 	return merged, nil
+}
+
+// shortLink returns "l/<id>", a short name (relative to the store's root)
+// for an unpacked layer, as Docker's overlay2 driver keeps: the mount
+// options must fit in one page, which long absolute paths of many layers
+// would not.
+func (s *Store) shortLink(hex string) (string, error) {
+	layer := filepath.Join(s.root, "layers", "sha256", hex)
+	if _, err := os.Stat(layer); err != nil {
+		return "", fmt.Errorf("not unpacked: %w", ErrNotFound)
+	}
+	rel := filepath.Join("l", hex[:16])
+	link := filepath.Join(s.root, rel)
+	if _, err := os.Lstat(link); err == nil {
+		return rel, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(filepath.Join("..", "layers", "sha256", hex), link); err != nil && !os.IsExist(err) {
+		return "", err
+	}
+	return rel, nil
+}
+
+// mountOverlay mounts with lower directories relative to the store's root:
+// on a thread of its own whose working directory (unshared from the rest
+// of the process) is the root. The thread is discarded afterwards.
+func (s *Store) mountOverlay(target, opts string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.Chdir(s.root); err != nil {
+			errc <- err
+			return
+		}
+		errc <- unix.Mount("overlay", target, "overlay", 0, opts)
+	}()
+	return <-errc
 }
 
 // Remove unmounts a snapshot and deletes its writable layer.
