@@ -22,7 +22,7 @@ func imageRoot(dataDir string) string { return filepath.Join(dataDir, "agent", "
 
 func newImageCommand() *cobra.Command {
 	var dataDir, registriesConfig string
-	cmd := &cobra.Command{Use: "image", Short: "Manage the image store (pull, import, ls, inspect, rm, prune)"}
+	cmd := &cobra.Command{Use: "image", Short: "Manage the image store (pull, import, export, ls, inspect, rm, prune)"}
 	cmd.PersistentFlags().StringVarP(&dataDir, "data-dir", "d", defaultDataDir, "data dir whose image store to use")
 	cmd.PersistentFlags().StringVar(&registriesConfig, "registries-config", "/etc/skiff/registries.yaml", "mirrors, credentials and TLS per registry (k3s format)")
 	open := func() (*image.Store, error) {
@@ -73,6 +73,25 @@ func newImageCommand() *cobra.Command {
 				}
 			}
 			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "export REF FILE", Short: "Write an image as a docker save tarball", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := open()
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(args[1])
+			if err != nil {
+				return err
+			}
+			if err := s.Export(args[0], f); err != nil {
+				f.Close()
+				os.Remove(args[1])
+				return err
+			}
+			return f.Close()
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/skiff-sh/skiff/internal/image"
 )
 
 func TestConcurrentPullsShareOneDownload(t *testing.T) {
@@ -133,4 +135,40 @@ func TestSnapshotOfAnImageWithManyLayers(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "f00")); string(b) != "0" {
 		t.Errorf("bottom layer file reads %q", b)
 	}
+}
+
+func TestExportedImageImportsIntoAnotherStore(t *testing.T) {
+	reg := newRegistry(t)
+	want := push(t, reg.ref("exp:v1"), buildImage(t, "amd64", layer(t, entry{name: "x", body: "exported"})))
+	s, _ := newStore(t)
+	if _, err := s.Pull(context.Background(), reg.ref("exp:v1")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "exp.tar")
+	f, _ := os.Create(path)
+	if err := s.Export(reg.ref("exp:v1"), f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	other, _ := newStore(t)
+	imgs, err := other.Import(context.Background(), path)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("import of an export: %v %v", imgs, err)
+	}
+	if imgs[0].Ref != reg.ref("exp:v1") {
+		t.Errorf("imported as %s", imgs[0].Ref)
+	}
+	if imgs[0].Layers[0].DiffID != mustGet(t, s, reg.ref("exp:v1")).Layers[0].DiffID {
+		t.Error("the exported layer differs")
+	}
+	_ = want
+}
+
+func mustGet(t *testing.T, s *image.Store, ref string) *image.Image {
+	t.Helper()
+	img, err := s.Get(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

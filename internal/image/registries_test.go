@@ -2,6 +2,8 @@ package image_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -90,5 +92,61 @@ func TestRegistriesYAMLWithUnknownFieldsIsRefused(t *testing.T) {
 	}
 	if r, err := image.LoadRegistries(filepath.Join(t.TempDir(), "missing.yaml")); err != nil || r == nil {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+func TestRegistryOverTLSNeedsItsCAFromRegistriesYAML(t *testing.T) {
+	srv := httptest.NewTLSServer(registry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	img := buildImage(t, "amd64", layer(t, entry{name: "tls", body: "yes"}))
+	ref, _ := name.ParseReference(host + "/secure/app:v1")
+	if err := remote.Write(ref, img, remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pemCert(srv), 0o644)
+	plat := v1.Platform{OS: "linux", Architecture: "amd64"}
+	// Without the CA the registry's certificate is not trusted.
+	untrusted, _ := image.New(t.TempDir(), image.Options{Platform: plat, Registries: &image.Registries{}})
+	if _, err := untrusted.Pull(context.Background(), host+"/secure/app:v1"); err == nil {
+		t.Error("pull from a TLS registry with an unknown CA succeeded")
+	}
+	regs := &image.Registries{Configs: map[string]image.RegistryConfig{host: {TLS: &image.RegistryTLS{CAFile: ca}}}}
+	trusted, _ := image.New(t.TempDir(), image.Options{Platform: plat, Registries: regs})
+	if _, err := trusted.Pull(context.Background(), host+"/secure/app:v1"); err != nil {
+		t.Fatalf("pull with the registry's CA: %v", err)
+	}
+}
+
+func pemCert(srv *httptest.Server) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+func TestDockerConfigCredentialsAreUsed(t *testing.T) {
+	inner := registry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "docker-user" || p != "docker-pass" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ref, _ := name.ParseReference(host + "/private/app:v1")
+	img := buildImage(t, "amd64", layer(t, entry{name: "p", body: "private"}))
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "docker-user", Password: "docker-pass"})); err != nil {
+		t.Fatal(err)
+	}
+	cfgDir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("docker-user:docker-pass"))
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, auth)), 0o600)
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	s, _ := image.New(t.TempDir(), image.Options{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}})
+	if _, err := s.Pull(context.Background(), host+"/private/app:v1"); err != nil {
+		t.Fatalf("pull with ~/.docker/config.json credentials: %v", err)
 	}
 }

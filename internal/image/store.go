@@ -2,12 +2,12 @@ package image
 
 import (
 	"context"
-	"io"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,10 +28,10 @@ import (
 type Store struct {
 	root       string
 	registries *Registries
-	keychain  authn.Keychain
-	transport http.RoundTripper
-	platform  v1.Platform
-	flight    singleflight.Group
+	keychain   authn.Keychain
+	transport  http.RoundTripper
+	platform   v1.Platform
+	flight     singleflight.Group
 }
 
 // Options configure a Store.
