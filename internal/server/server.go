@@ -32,6 +32,7 @@ import (
 	nscontroller "github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/image"
 	"github.com/skiff-sh/skiff/internal/metrics"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -196,6 +197,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return api.Run(gctx, ln) })
+	if !cfg.DisableAgent {
+		// The node agent arrives with its own issue; what it already does is
+		// import the air-gap images, as k3s's agent does at start.
+		g.Go(func() error { importAirgapImages(gctx, cfg.DataDir, log); return nil })
+	}
 	g.Go(func() error { return st.RunCompaction(gctx, cfg.CompactionInterval) })
 
 	loopback := &rest.Config{
@@ -248,6 +254,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// importAirgapImages imports every tarball in <data-dir>/agent/images/import.
+func importAirgapImages(ctx context.Context, dataDir string, log *slog.Logger) {
+	root := filepath.Join(dataDir, "agent", "images")
+	store, err := image.New(root, image.Options{})
+	if err != nil {
+		log.Error("image store", "err", err)
+		return
+	}
+	imgs, err := store.ImportDir(ctx, filepath.Join(root, "import"))
+	for _, img := range imgs {
+		log.Info("imported image", "ref", img.Ref, "digest", img.Digest.String())
+	}
+	if err != nil {
+		log.Error("import air-gap images", "err", err)
+	}
 }
 
 func writeKubeconfigs(cfg Config, serverURL string, creds *credentials) error {

@@ -54,6 +54,8 @@ type server struct {
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	exited  chan struct{}
+	// withAgent runs the server without --disable-agent.
+	withAgent bool
 }
 
 type serverOption func(*server)
@@ -105,10 +107,20 @@ func tail(s string, lines int) string {
 	return strings.Join(parts, "\n")
 }
 
+// startNoDisable starts a server with its node agent enabled.
+func startNoDisable(s *server) {
+	s.withAgent = true
+	s.start()
+}
+
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1",
-		"--https-listen-port", strconv.Itoa(s.port), "--disable-agent"}, s.args...)
+	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1",
+		"--https-listen-port", strconv.Itoa(s.port)}
+	if !s.withAgent {
+		args = append(args, "--disable-agent")
+	}
+	args = append(args, s.args...)
 	s.cmd = exec.Command(skiffBin, args...)
 	if s.log == nil {
 		s.log = &bytes.Buffer{}

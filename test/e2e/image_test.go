@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -87,4 +88,32 @@ func TestSkiffImagePullListInspectRemovePrune(t *testing.T) {
 	if _, err := runSkiff("image", "--data-dir", dir, "pull", "Not A Ref"); err == nil {
 		t.Error("pull of an invalid reference succeeded")
 	}
+}
+
+func TestServerImportsAirgapImagesAtStart(t *testing.T) {
+	dataDir := t.TempDir()
+	importDir := filepath.Join(dataDir, "agent", "images", "import")
+	os.MkdirAll(importDir, 0o755)
+	ref, stop := busyboxImage(t)
+	defer stop()
+	// Make the tarball with skiff itself: pull into a scratch store, export.
+	scratch := t.TempDir()
+	if out, err := runSkiff("image", "--data-dir", scratch, "pull", ref); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if out, err := runSkiff("image", "--data-dir", scratch, "export", ref, filepath.Join(importDir, "busybox.tar")); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// A server with its agent (no --disable-agent) imports at start.
+	s := &server{t: t, dataDir: dataDir, port: freePort(t)}
+	s.args = nil
+	startNoDisable(s)
+	defer s.stop()
+	eventually(t, 30*time.Second, func() error {
+		out, err := runSkiff("image", "--data-dir", dataDir, "ls")
+		if err != nil || !strings.Contains(out, "1.35") {
+			return errorf("image ls: %v %s", err, out)
+		}
+		return nil
+	})
 }

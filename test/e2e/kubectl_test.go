@@ -90,7 +90,9 @@ func TestKubectlApplyGetDescribeAndFriends(t *testing.T) {
 			MinReadySeconds      int
 			RevisionHistoryLimit int
 			Template             struct {
-				Spec struct{ Containers []struct{ Name, Image string } }
+				Spec struct {
+					Containers []struct{ Name, Image string }
+				}
 			}
 		}
 	}
