@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "nothing to reset in %s\n", cfg.DataDir)
 		return nil
 	}
+	// Unmount first (image snapshots, later pod volumes): removing files
+	// through a mount would reach what it shows.
+	if err := unmountUnder(cfg.DataDir, out); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(cfg.DataDir); err != nil {
 		return fmt.Errorf("remove %s: %w", cfg.DataDir, err)
 	}
@@ -52,4 +58,51 @@ func runningServer(dataDir string) (int, bool) {
 		return 0, false
 	}
 	return pid, true
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string, out io.Writer) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		p := unescapeMountPath(f[4])
+		if p == abs || strings.HasPrefix(p, abs+"/") {
+			points = append(points, p)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+		fmt.Fprintf(out, "unmounted %s\n", p)
+	}
+	return nil
+}
+
+// unescapeMountPath decodes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
