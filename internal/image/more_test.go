@@ -13,6 +13,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 
@@ -171,4 +175,25 @@ func mustGet(t *testing.T, s *image.Store, ref string) *image.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+func TestPullOfOCIMediaTypeImageAndIndex(t *testing.T) {
+	reg := newRegistry(t)
+	img := mutate.MediaType(buildImage(t, "amd64", layer(t, entry{name: "oci", body: "yes"})), types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}}), types.OCIImageIndex)
+	r, _ := name.ParseReference(reg.ref("oci:v1"))
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newStore(t)
+	got, err := s.Pull(context.Background(), reg.ref("oci:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	if got.Digest != want {
+		t.Errorf("pulled %s, want %s", got.Digest, want)
+	}
 }
