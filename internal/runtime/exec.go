@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	goruntime "runtime"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -74,7 +73,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
 		consoleFD = 5
 	}
-	if err := startInPidNamespace(cmd, rec.Pid); err != nil {
+	if err := nsinit.StartInPidNamespace(cmd, "/proc/"+strconv.Itoa(rec.Pid)+"/ns/pid"); err != nil {
 		return -1, fmt.Errorf("start exec: %w", err)
 	}
 	configR.Close()
@@ -137,30 +136,6 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 		return -1, err
 	}
 	return 0, nil
-}
-
-// startInPidNamespace forks cmd into the pid namespace of pid: setns of a
-// pid namespace only applies to the calling thread's future children, so it
-// runs on a thread of its own that is thrown away afterwards.
-func startInPidNamespace(cmd *exec.Cmd, pid int) error {
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
-		// No UnlockOSThread: the thread, now in another pid namespace for
-		// its children, exits with this goroutine.
-		fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWPID); err != nil {
-			errc <- fmt.Errorf("join pid namespace: %w", err)
-			return
-		}
-		errc <- cmd.Start()
-	}()
-	return <-errc
 }
 
 // Processes lists the pids in the container's cgroup, as `ps` shows them.

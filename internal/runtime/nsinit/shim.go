@@ -46,7 +46,7 @@ func RunShim() int {
 	cmd.ExtraFiles = []*os.File{os.NewFile(3, "config"), os.NewFile(4, "sync")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
 	cmd.Env = []string{}
-	if err := startInit(cmd, cfg.PidNamespace); err != nil {
+	if err := StartInPidNamespace(cmd, cfg.PidNamespace); err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	os.NewFile(3, "config").Close()
@@ -124,9 +124,10 @@ func writeMessage(f *os.File, m Message) {
 	f.Write(append(data, '\n'))
 }
 
-// startInit forks the init, first joining pidns (if any) on a thread of its
-// own, whose future children are then born in that namespace.
-func startInit(cmd *exec.Cmd, pidns string) error {
+// StartInPidNamespace starts cmd in the pid namespace at path pidns (none:
+// ours). setns of a pid namespace only applies to the calling thread's
+// future children, so it runs on a thread of its own, discarded afterwards.
+func StartInPidNamespace(cmd *exec.Cmd, pidns string) error {
 	if pidns == "" {
 		return cmd.Start()
 	}
