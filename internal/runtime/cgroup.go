@@ -15,10 +15,9 @@ import (
 const cgroupRoot = "/skiff"
 
 // cgroupConfig translates the spec's resources into the cgroups library's.
-// Devices are not restricted yet (SkipDevices).
 func cgroupConfig(id string, spec *specs.Spec) *cgroups.Cgroup {
 	path := filepath.Join(cgroupRoot, id)
-	res := &cgroups.Resources{SkipDevices: true}
+	res := &cgroups.Resources{Devices: deviceRules(spec)}
 	if l := spec.Linux; l != nil {
 		if l.CgroupsPath != "" {
 			path = l.CgroupsPath

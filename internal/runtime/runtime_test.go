@@ -376,3 +376,18 @@ func TestConcurrentStartsStartOnce(t *testing.T) {
 		t.Errorf("%d of 4 concurrent starts succeeded, want 1", ok)
 	}
 }
+
+func TestDeviceCgroupDeniesWhatTheSpecDenies(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle(func(s *specs.Spec) {
+		// CAP_MKNOD lets the process make /dev/mem; the device cgroup (the
+		// default spec denies all devices) must still refuse to open it.
+		caps := append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
+		s.Process.Capabilities.Bounding, s.Process.Capabilities.Effective, s.Process.Capabilities.Permitted = caps, caps, caps
+		s.Process.Args = []string{"sh", "-c", "mknod /dev/mem c 1 1; head -c 1 /dev/mem >/dev/null 2>&1 && echo mem-readable || echo mem-denied; head -c 1 /dev/zero | wc -c"}
+	})
+	out := e.must("run", "-b", b, "dev")
+	if !strings.Contains(out, "mem-denied") || !strings.Contains(out, "1") {
+		t.Errorf("device cgroup:\n%s", out)
+	}
+}
