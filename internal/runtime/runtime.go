@@ -285,15 +285,23 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 		return fmt.Errorf("shim: %s", msg.Msg)
 	}
 	pid := msg.Pid
-	// Into the cgroup before the init does anything.
-	if err = mgr.Apply(pid); err != nil {
-		return fmt.Errorf("join cgroup: %w", err)
-	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" {
 		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
 	}
+	// The init starts on its set-up at once; it waits for "joined" before
+	// anything that must happen inside its cgroup.
 	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo, ConsoleSocket: opts.ConsoleSocket})
-	if _, err = configW.Write(cfg); err != nil {
+	if _, err = configW.Write(append(cfg, '\n')); err != nil {
+		return fmt.Errorf("send config: %w", err)
+	}
+	if err = mgr.Apply(pid); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	if _, err = configW.Write([]byte("joined\n")); err != nil {
+		// The init gave up early: its own report says why.
+		if m, rerr := readMessage(syncR); rerr == nil && m.Type == "error" {
+			return fmt.Errorf("container init: %s", m.Msg)
+		}
 		return fmt.Errorf("send config: %w", err)
 	}
 	configW.Close()

@@ -1,10 +1,10 @@
 package nsinit
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -30,9 +30,19 @@ func RunInit() int {
 }
 
 func initContainer() error {
-	data, err := io.ReadAll(os.NewFile(3, "config"))
-	if err != nil {
+	// The config pipe carries the Config on one line, then (once the
+	// runtime has moved us into our cgroup) "joined", then EOF.
+	pipe := bufio.NewReader(os.NewFile(3, "config"))
+	data, err := pipe.ReadBytes('\n')
+	if err != nil && len(data) == 0 {
 		return fmt.Errorf("read config: %w", err)
+	}
+	joined := func() error {
+		line, err := pipe.ReadString('\n')
+		if strings.TrimSpace(line) != "joined" {
+			return fmt.Errorf("runtime did not confirm the cgroup: %q %v", line, err)
+		}
+		return nil
 	}
 	var cfg Config
 	if err := json.Unmarshal(data, &cfg); err != nil {
@@ -61,6 +71,18 @@ func initContainer() error {
 	if err := joinNamespaces(spec); err != nil {
 		return err
 	}
+	// On a v1 host the root filesystem is built while the runtime moves us
+	// into our cgroup (which can wait on an RCU grace period); a v2 host
+	// mounts cgroup2, which must see our cgroup namespace, so waits first.
+	v1 := !cgroupV2Host()
+	if !v1 {
+		if err := joined(); err != nil {
+			return err
+		}
+		if err := newCgroupNamespace(spec); err != nil {
+			return err
+		}
+	}
 	if hasNewNamespace(spec, specs.MountNamespace) {
 		if err := setupRootfs(spec, cfg.Rootfs); err != nil {
 			return err
@@ -86,6 +108,14 @@ func initContainer() error {
 	}
 	if err := applySysctls(spec); err != nil {
 		return err
+	}
+	if v1 {
+		if err := joined(); err != nil {
+			return err
+		}
+		if err := newCgroupNamespace(spec); err != nil {
+			return err
+		}
 	}
 	if console >= 0 {
 		if err := setupConsole(console); err != nil {
@@ -141,9 +171,7 @@ var nsFlags = map[specs.LinuxNamespaceType]int{
 	specs.MountNamespace:   unix.CLONE_NEWNS,
 }
 
-// joinNamespaces enters the namespaces given by path and creates the cgroup
-// namespace (after the runtime put us in our cgroup, so that it is the
-// namespace's root).
+// joinNamespaces enters the namespaces given by path.
 func joinNamespaces(spec *specs.Spec) error {
 	if spec.Linux == nil {
 		return nil
@@ -177,12 +205,24 @@ func joinNamespaces(spec *specs.Spec) error {
 			}
 		}
 	}
+	return nil
+}
+
+// newCgroupNamespace creates the container's cgroup namespace, rooted at
+// the cgroup the runtime has put us in.
+func newCgroupNamespace(spec *specs.Spec) error {
 	if hasNewNamespace(spec, specs.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("new cgroup namespace: %w", err)
 		}
 	}
 	return nil
+}
+
+// cgroupV2Host reports a unified cgroup v2 hierarchy at /sys/fs/cgroup.
+func cgroupV2Host() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 func applySysctls(spec *specs.Spec) error {

@@ -10,7 +10,7 @@
 //
 // File descriptors passed between the processes:
 //
-//	3  config pipe: the runtime writes a Config (JSON) once the init is in its cgroup
+//	3  config pipe: a Config (JSON, one line), then "joined" once the init is in its cgroup
 //	4  sync pipe:   the init reports {"type":"ready"} or {"type":"error"}
 //	5  report pipe: the shim reports the init's pid (shim only)
 package nsinit
