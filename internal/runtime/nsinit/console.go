@@ -14,6 +14,12 @@ import (
 // the unix socket sock (SCM_RIGHTS, with the terminal's name as payload, as
 // runc's --console-socket does).
 func setupConsole(sock int) error {
+	return setupConsoleAt(sock, false)
+}
+
+// setupConsoleAt is setupConsole; with devConsole the terminal is also
+// bind-mounted on /dev/console, as the container's init gets it.
+func setupConsoleAt(sock int, devConsole bool) error {
 	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open /dev/ptmx: %w", err)
@@ -30,6 +36,14 @@ func setupConsole(sock int) error {
 	slave, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if devConsole {
+		if f, err := os.OpenFile("/dev/console", os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Close()
+		}
+		if err := unix.Mount(name, "/dev/console", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind terminal on /dev/console: %w", err)
+		}
 	}
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)

@@ -118,7 +118,7 @@ func initContainer() error {
 		}
 	}
 	if console >= 0 {
-		if err := setupConsole(console); err != nil {
+		if err := setupConsoleAt(console, hasNewNamespace(spec, specs.MountNamespace)); err != nil {
 			return err
 		}
 	}
