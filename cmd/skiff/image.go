@@ -47,7 +47,9 @@ func newImageCommand() *cobra.Command {
 			}
 			img, err := s.Pull(ctx, args[0])
 			if bars != nil {
-				bars.Wait()
+				// Shutdown, not Wait: a bar whose download failed, or whose
+				// blob another pull stored meanwhile, never completes.
+				bars.Shutdown()
 			}
 			if err != nil {
 				return err
@@ -82,16 +84,24 @@ func newImageCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f, err := os.Create(args[1])
+			if _, err := s.Get(args[0]); err != nil {
+				return err
+			}
+			// Written beside the destination and renamed: an existing file
+			// is only replaced by a complete export.
+			f, err := os.CreateTemp(filepath.Dir(args[1]), ".export-*")
 			if err != nil {
 				return err
 			}
+			defer os.Remove(f.Name())
 			if err := s.Export(args[0], f); err != nil {
 				f.Close()
-				os.Remove(args[1])
 				return err
 			}
-			return f.Close()
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(f.Name(), args[1])
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // ErrDigestMismatch means content did not hash to its digest.
@@ -110,4 +111,24 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	h.h.Write(p[:n])
 	return n, err
+}
+
+// lock takes the store-wide lock: shared for what adds content or uses it
+// (pull, import, prepare), exclusive for what removes it (delete, prune),
+// so that a prune never sweeps what a pull has stored but not yet
+// recorded, across processes (the CLI and the agent) too.
+func (s *Store) lock(exclusive bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock image store: %w", err)
+	}
+	return func() { f.Close() }, nil
 }

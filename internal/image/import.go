@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,55 @@ const importRegistry = "import.local"
 // Import stores the images of a tarball: `docker save` output or an OCI
 // image layout. It returns what it stored.
 func (s *Store) Import(ctx context.Context, path string) ([]*Image, error) {
+	// Compressed tarballs (k3s ships .tar.gz and .tar.zst air-gap images)
+	// are decompressed to a temporary file first.
+	plain, cleanup, err := s.decompressedTar(path)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	defer cleanup()
+	imgs, err := s.importTar(ctx, plain)
+	if err != nil && plain != path {
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return imgs, err
+}
+
+func (s *Store) decompressedTar(path string) (string, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(4)
+	gz := len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b
+	zst := len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd
+	if !gz && !zst {
+		return path, func() {}, nil
+	}
+	r, err := decompress(br)
+	if err != nil {
+		return "", nil, err
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(s.root, ".import-*.tar")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.Remove(tmp.Name()) }
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return tmp.Name(), cleanup, nil
+}
+
+func (s *Store) importTar(ctx context.Context, path string) ([]*Image, error) {
 	names, err := tarNames(path)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
@@ -54,7 +104,8 @@ func (s *Store) ImportDir(ctx context.Context, dir string) ([]*Image, error) {
 	var out []*Image
 	var errs []error
 	for _, e := range entries {
-		if e.IsDir() || !(strings.HasSuffix(e.Name(), ".tar") || strings.HasSuffix(e.Name(), ".tar.gz")) {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, ".tar") || strings.HasSuffix(n, ".tar.gz") || strings.HasSuffix(n, ".tgz") || strings.HasSuffix(n, ".tar.zst")) {
 			continue
 		}
 		imgs, err := s.Import(ctx, filepath.Join(dir, e.Name()))
@@ -112,7 +163,7 @@ func (s *Store) importDockerSave(ctx context.Context, path string) ([]*Image, er
 			if err != nil {
 				return nil, fmt.Errorf("import %s: %w", path, err)
 			}
-			ref, err := s.importRef(t, img)
+			ref, err := s.importRef(t, img, true)
 			if err != nil {
 				return nil, err
 			}
@@ -126,9 +177,12 @@ func (s *Store) importDockerSave(ctx context.Context, path string) ([]*Image, er
 	return out, nil
 }
 
-// importRef is the reference an imported image is kept under.
-func (s *Store) importRef(ref string, img v1.Image) (string, error) {
-	if ref != "" {
+// importRef is the reference an imported image is kept under: ref itself
+// when it is a full reference (docker save's RepoTags always are; an OCI
+// ref.name is when it names a repository), else
+// import.local/<config>:<ref as a tag>.
+func (s *Store) importRef(ref string, img v1.Image, full bool) (string, error) {
+	if ref != "" && (full || strings.Contains(ref, "/")) {
 		if norm, err := Normalize(ref); err == nil {
 			return norm, nil
 		}
@@ -167,11 +221,11 @@ func (s *Store) importOCILayout(ctx context.Context, path string) ([]*Image, err
 		if err != nil {
 			return nil, fmt.Errorf("import %s: %w", path, err)
 		}
-		ref := desc.Annotations[annotationContainerdRef]
+		ref, full := desc.Annotations[annotationContainerdRef], true
 		if ref == "" {
-			ref = desc.Annotations[annotationRefName]
+			ref, full = desc.Annotations[annotationRefName], false
 		}
-		norm, err := s.importRef(ref, img)
+		norm, err := s.importRef(ref, img, full)
 		if err != nil {
 			return nil, err
 		}

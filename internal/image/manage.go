@@ -67,6 +67,11 @@ func (s *Store) inUse() (map[string]bool, error) {
 // Delete removes an image's record; a snapshot still using it refuses.
 // Its blobs and layers go with the next Prune.
 func (s *Store) Delete(ref string) error {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	img, err := s.Get(ref)
 	if err != nil {
 		return err
@@ -92,6 +97,11 @@ type PruneResult struct {
 // Prune removes images no snapshot uses, then every blob and unpacked
 // layer that no remaining image refers to.
 func (s *Store) Prune() (*PruneResult, error) {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	res := &PruneResult{}
 	used, err := s.inUse()
 	if err != nil {
@@ -101,7 +111,11 @@ func (s *Store) Prune() (*PruneResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	keepBlobs, keepLayers := map[string]bool{}, map[string]bool{}
+	keepBlobs := map[string]bool{}
+	keepLayers, err := s.snapshotLayers()
+	if err != nil {
+		return nil, err
+	}
 	for _, img := range images {
 		if !used[img.Ref] {
 			if err := os.Remove(s.recordPath(img.Ref)); err != nil && !errors.Is(err, os.ErrNotExist) {

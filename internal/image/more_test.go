@@ -197,3 +197,78 @@ func TestPullOfOCIMediaTypeImageAndIndex(t *testing.T) {
 		t.Errorf("pulled %s, want %s", got.Digest, want)
 	}
 }
+
+func TestWhiteoutNamesThatEscapeAreRefused(t *testing.T) {
+	requireRoot(t)
+	for _, n := range []string{".wh...", "a/.wh...", ".wh..", ".wh."} {
+		t.Run(n, func(t *testing.T) {
+			reg := newRegistry(t)
+			base := layer(t, entry{name: "keep", body: "k"})
+			evil := layer(t, entry{name: "a/", typ: tar.TypeDir}, entry{name: n, body: ""})
+			push(t, reg.ref("wh:v1"), buildImage(t, "amd64", base, evil))
+			s, root := newStore(t)
+			if _, err := s.Pull(context.Background(), reg.ref("wh:v1")); err == nil {
+				t.Error("a whiteout escaping its directory was accepted")
+			}
+			if fi, err := os.Stat(filepath.Join(root, "layers", "sha256")); err != nil || !fi.IsDir() {
+				t.Fatalf("the layers directory was destroyed: %v", err)
+			}
+		})
+	}
+}
+
+func TestSpecialModeBitsSurviveUnpacking(t *testing.T) {
+	requireRoot(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
+	tw.WriteHeader(&tar.Header{Name: "bin/su", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	data := buf.Bytes()
+	l, _ := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	reg := newRegistry(t)
+	push(t, reg.ref("modes:v1"), buildImage(t, "amd64", l))
+	s, _ := newStore(t)
+	img, err := s.Pull(context.Background(), reg.ref("modes:v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.Prepare("m", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Remove("m")
+	if fi, _ := os.Stat(filepath.Join(root, "tmp")); fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp lost its sticky bit: %v", fi.Mode())
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "bin/su")); fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("setuid bit lost: %v", fi.Mode())
+	}
+}
+
+func TestPruneKeepsLayersASnapshotUsesAfterItsTagMoved(t *testing.T) {
+	requireRoot(t)
+	reg := newRegistry(t)
+	push(t, reg.ref("moving:latest"), buildImage(t, "amd64", layer(t, entry{name: "v", body: "one"})))
+	s, _ := newStore(t)
+	old, err := s.Pull(context.Background(), reg.ref("moving:latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.Prepare("running", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Remove("running")
+	push(t, reg.ref("moving:latest"), buildImage(t, "amd64", layer(t, entry{name: "v", body: "two"})))
+	if _, err := s.Pull(context.Background(), reg.ref("moving:latest")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "v")); err != nil || string(b) != "one" {
+		t.Errorf("the running snapshot lost its layer: %q %v", b, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -163,6 +164,7 @@ func (s *Store) hostOptions(host string, plainHTTP bool, base []remote.Option) (
 		kc = staticKeychain{host: host, cfg: authn.AuthConfig{Username: a.Username, Password: a.Password, Auth: a.Auth, IdentityToken: a.IdentityToken}, fallback: kc}
 	}
 	opts = append(opts, remote.WithAuthFromKeychain(kc))
+	transport := s.transport
 	if t := cfg.TLS; t != nil && !plainHTTP {
 		tc := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify}
 		if t.CAFile != "" {
@@ -170,8 +172,15 @@ func (s *Store) hostOptions(host string, plainHTTP bool, base []remote.Option) (
 			if err != nil {
 				return nil, fmt.Errorf("registry %s ca_file: %w", host, err)
 			}
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pem)
+			// Added to the system's roots, as containerd does: blobs are
+			// often redirected to a public CDN.
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("registry %s ca_file %s: no PEM certificate in it", host, t.CAFile)
+			}
 			tc.RootCAs = pool
 		}
 		if t.CertFile != "" {
@@ -181,13 +190,41 @@ func (s *Store) hostOptions(host string, plainHTTP bool, base []remote.Option) (
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
-		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		base, ok := s.transport.(*http.Transport)
+		if !ok {
+			base = remote.DefaultTransport.(*http.Transport)
+		}
+		tr := base.Clone()
 		tr.TLSClientConfig = tc
-		opts = append(opts, remote.WithTransport(tr))
-	} else {
-		opts = append(opts, remote.WithTransport(s.transport))
+		transport = tr
 	}
+	opts = append(opts, remote.WithTransport(noPlainHTTP{next: transport, allowed: plainHTTP}))
 	return opts, nil
+}
+
+// noPlainHTTP refuses plain-HTTP requests except to loopback registries
+// and endpoints configured as http://. The registry client otherwise falls
+// back to HTTP for private addresses whenever HTTPS fails, a bad
+// certificate included, which would let a man in the middle serve images
+// and collect credentials.
+type noPlainHTTP struct {
+	next    http.RoundTripper
+	allowed bool
+}
+
+func (t noPlainHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" && !t.allowed && !isLoopback(r.URL.Hostname()) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: configure the endpoint as http:// in registries.yaml to allow it", r.URL.Host)
+	}
+	return t.next.RoundTrip(r)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // staticKeychain answers with configured credentials for one host.

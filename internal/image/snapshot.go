@@ -23,6 +23,11 @@ func (s *Store) Prepare(key string, img *Image) (string, error) {
 	if !validKey.MatchString(key) {
 		return "", fmt.Errorf("invalid snapshot key %q", key)
 	}
+	unlock, err := s.lock(false)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	dir := s.snapshotDir(key)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -40,6 +45,15 @@ func (s *Store) Prepare(key string, img *Image) (string, error) {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return "", err
 		}
+	}
+	// What the snapshot uses, so that prune keeps it even if the
+	// reference later names other layers.
+	var used []string
+	for _, l := range img.Layers {
+		used = append(used, l.DiffID.Hex)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "layers"), []byte(strings.Join(used, "\n")), 0o644); err != nil {
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "image"), []byte(img.Ref), 0o644); err != nil {
 		return "", err
@@ -63,6 +77,9 @@ func (s *Store) Prepare(key string, img *Image) (string, error) {
 	merged := filepath.Join(dir, "merged")
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
 		filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if len(opts) >= 4096 {
+		return "", fmt.Errorf("snapshot %s: %d layers do not fit in overlay's mount options", key, len(img.Layers))
+	}
 	if err := s.mountOverlay(merged, opts); err != nil {
 		return "", fmt.Errorf("mount snapshot %s: %w", key, err)
 	}
@@ -140,6 +157,25 @@ func (s *Store) Snapshots() (map[string]string, error) {
 		ref, err := os.ReadFile(filepath.Join(s.root, "snapshots", e.Name(), "image"))
 		if err == nil {
 			out[e.Name()] = string(ref)
+		}
+	}
+	return out, nil
+}
+
+// snapshotLayers returns the diffIDs (hex) every snapshot uses.
+func (s *Store) snapshotLayers() (map[string]bool, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(s.root, "snapshots", e.Name(), "layers"))
+		if err != nil {
+			continue
+		}
+		for _, h := range strings.Fields(string(data)) {
+			out[h] = true
 		}
 	}
 	return out, nil

@@ -49,6 +49,12 @@ type Options struct {
 
 // New opens (creating if needed) a store at root.
 func New(root string, opts Options) (*Store, error) {
+	// Absolute: overlay options are built relative to the root (see
+	// mountOverlay) and must not resolve twice.
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range []string{"blobs/sha256", "layers/sha256", "images", "snapshots"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return nil, err
@@ -124,11 +130,19 @@ func (s *Store) writeRecord(img *Image) error {
 		return err
 	}
 	path := s.recordPath(img.Ref)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".record-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Get returns the image stored under ref.
@@ -220,6 +234,11 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 // the layer blobs not yet stored (fetched in parallel, one download per
 // blob however many pulls want it), then unpacks its layers.
 func (s *Store) storeImage(ctx context.Context, norm string, img v1.Image) (*Image, error) {
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	manifest, err := img.RawManifest()
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
@@ -241,7 +260,10 @@ func (s *Store) storeImage(ctx context.Context, norm string, img v1.Image) (*Ima
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	cfgData, _ := s.readBlob(m.Config.Digest)
+	cfgData, err := s.readBlob(m.Config.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	var cfg v1.ConfigFile
 	if err := json.Unmarshal(cfgData, &cfg); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

@@ -82,7 +82,14 @@ func (s *Store) unpackLayer(l Layer, dir string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	return os.Rename(tmp, dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		// Another process unpacked the same layer first.
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // decompress recognises gzip and zstd by their magic bytes; anything else
@@ -139,7 +146,11 @@ func extract(tr *tar.Reader, root string) error {
 			continue
 		}
 		if strings.HasPrefix(base, whiteoutPrefix) {
-			target := filepath.Join(parentDir, strings.TrimPrefix(base, whiteoutPrefix))
+			hidden := strings.TrimPrefix(base, whiteoutPrefix)
+			if hidden == "" || hidden == "." || hidden == ".." || strings.Contains(hidden, "/") {
+				return fmt.Errorf("invalid whiteout %q", hdr.Name)
+			}
+			target := filepath.Join(parentDir, hidden)
 			os.RemoveAll(target)
 			if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
 				return fmt.Errorf("whiteout %s: %w", hdr.Name, err)
@@ -152,7 +163,9 @@ func extract(tr *tar.Reader, root string) error {
 		if fi, err := os.Lstat(path); err == nil && !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
 			os.RemoveAll(path)
 		}
-		mode := os.FileMode(hdr.Mode & 0o7777)
+		// FileInfo().Mode() carries setuid, setgid and sticky as Go's
+		// own bits (plain tar mode bits would lose them in os.Chmod).
+		mode := hdr.FileInfo().Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.Mkdir(path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
@@ -188,7 +201,7 @@ func extract(tr *tar.Reader, root string) error {
 			}
 			continue
 		case tar.TypeFifo:
-			if err := unix.Mkfifo(path, uint32(mode)); err != nil {
+			if err := unix.Mkfifo(path, uint32(mode.Perm())); err != nil {
 				return err
 			}
 		case tar.TypeChar, tar.TypeBlock:
@@ -215,8 +228,11 @@ func extract(tr *tar.Reader, root string) error {
 		}
 	}
 	// Directory times last: writing inside a directory changes its mtime.
+	// A later entry may have replaced the directory by a symlink: never
+	// follow one.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		os.Chtimes(dirs[i].path, dirs[i].mtime, dirs[i].mtime)
+		ts := unix.NsecToTimespec(dirs[i].mtime.UnixNano())
+		unix.UtimesNanoAt(unix.AT_FDCWD, dirs[i].path, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
 }
