@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -38,6 +39,10 @@ func cgroupConfig(id string, spec *specs.Spec) *cgroups.Cgroup {
 			}
 			if c := r.CPU; c != nil {
 				res.CpuShares = deref(c.Shares)
+				if res.CpuShares != 0 && cgroups.IsCgroup2UnifiedMode() {
+					// cgroup v2 weighs CPU with cpu.weight, not shares.
+					res.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(res.CpuShares)
+				}
 				res.CpuQuota = deref(c.Quota)
 				res.CpuPeriod = deref(c.Period)
 				res.CpusetCpus = c.Cpus
@@ -80,4 +85,18 @@ func memoryPath(m cgroups.Manager) string {
 		return m.Path("")
 	}
 	return m.Path("memory")
+}
+
+// cgroupExists reports whether the container's cgroup is already there.
+func cgroupExists(path string) bool {
+	dirs := []string{filepath.Join("/sys/fs/cgroup", path)}
+	if !cgroups.IsCgroup2UnifiedMode() {
+		dirs = []string{filepath.Join("/sys/fs/cgroup/memory", path), filepath.Join("/sys/fs/cgroup/pids", path)}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			return true
+		}
+	}
+	return false
 }

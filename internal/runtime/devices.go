@@ -10,16 +10,16 @@ import (
 // spec denies, as runc allows them: the nodes the runtime creates in /dev
 // and the pseudo-terminals.
 var allowedDevices = []*devices.Rule{
-	{Type: devices.CharDevice, Major: 1, Minor: 3, Permissions: "rwm", Allow: true},  // null
-	{Type: devices.CharDevice, Major: 1, Minor: 5, Permissions: "rwm", Allow: true},  // zero
-	{Type: devices.CharDevice, Major: 1, Minor: 7, Permissions: "rwm", Allow: true},  // full
-	{Type: devices.CharDevice, Major: 1, Minor: 8, Permissions: "rwm", Allow: true},  // random
-	{Type: devices.CharDevice, Major: 1, Minor: 9, Permissions: "rwm", Allow: true},  // urandom
-	{Type: devices.CharDevice, Major: 5, Minor: 0, Permissions: "rwm", Allow: true},  // tty
-	{Type: devices.CharDevice, Major: 5, Minor: 1, Permissions: "rwm", Allow: true},  // console
-	{Type: devices.CharDevice, Major: 5, Minor: 2, Permissions: "rwm", Allow: true},  // ptmx
+	{Type: devices.CharDevice, Major: 1, Minor: 3, Permissions: "rwm", Allow: true},                  // null
+	{Type: devices.CharDevice, Major: 1, Minor: 5, Permissions: "rwm", Allow: true},                  // zero
+	{Type: devices.CharDevice, Major: 1, Minor: 7, Permissions: "rwm", Allow: true},                  // full
+	{Type: devices.CharDevice, Major: 1, Minor: 8, Permissions: "rwm", Allow: true},                  // random
+	{Type: devices.CharDevice, Major: 1, Minor: 9, Permissions: "rwm", Allow: true},                  // urandom
+	{Type: devices.CharDevice, Major: 5, Minor: 0, Permissions: "rwm", Allow: true},                  // tty
+	{Type: devices.CharDevice, Major: 5, Minor: 1, Permissions: "rwm", Allow: true},                  // console
+	{Type: devices.CharDevice, Major: 5, Minor: 2, Permissions: "rwm", Allow: true},                  // ptmx
 	{Type: devices.CharDevice, Major: 136, Minor: devices.Wildcard, Permissions: "rwm", Allow: true}, // pts
-	{Type: devices.CharDevice, Major: 10, Minor: 200, Permissions: "rwm", Allow: true}, // tun
+	{Type: devices.CharDevice, Major: 10, Minor: 200, Permissions: "rwm", Allow: true},               // tun
 }
 
 // deviceRules translates the spec's device cgroup rules, in order, then

@@ -60,20 +60,25 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	cmd.ExtraFiles = []*os.File{configR, syncW}
 	consoleFD := -1
-	var consoleParent *os.File
+	var consoleParent, consoleChild *os.File
 	if proc.Terminal {
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return -1, err
 		}
 		consoleParent = os.NewFile(uintptr(pair[0]), "console")
-		child := os.NewFile(uintptr(pair[1]), "console-child")
+		consoleChild = os.NewFile(uintptr(pair[1]), "console-child")
 		defer consoleParent.Close()
-		defer child.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, consoleChild)
 		consoleFD = 5
 	}
-	if err := nsinit.StartInPidNamespace(cmd, "/proc/"+strconv.Itoa(rec.Pid)+"/ns/pid"); err != nil {
+	err = nsinit.StartInPidNamespace(cmd, "/proc/"+strconv.Itoa(rec.Pid)+"/ns/pid")
+	if consoleChild != nil {
+		// Ours closed, the helper's end is the only one: a helper that
+		// fails before sending the terminal then reads as EOF, not a hang.
+		consoleChild.Close()
+	}
+	if err != nil {
 		return -1, fmt.Errorf("start exec: %w", err)
 	}
 	configR.Close()
@@ -90,9 +95,20 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 	if err := mgr.Apply(cmd.Process.Pid); err != nil {
 		return fail(fmt.Errorf("join container cgroup: %w", err))
 	}
+	// The container's seccomp filter applies to the process too; a
+	// bundle that can no longer be read fails the exec rather than run
+	// it unfiltered.
+	spec, err := LoadSpec(rec.Bundle)
+	if err != nil {
+		return fail(fmt.Errorf("read the container's bundle: %w", err))
+	}
 	var filter *specs.LinuxSeccomp
-	if spec, err := LoadSpec(rec.Bundle); err == nil && spec.Linux != nil {
+	if spec.Linux != nil {
 		filter = spec.Linux.Seccomp
+	}
+	if proc.Capabilities == nil {
+		// A process without capabilities gets the container's.
+		proc.Capabilities = spec.Process.Capabilities
 	}
 	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: filter})
 	if _, err := configW.Write(cfg); err != nil {

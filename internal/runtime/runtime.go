@@ -99,6 +99,22 @@ func validate(spec *specs.Spec, bundle string) error {
 		return bad("rootfs %s does not exist or is not a directory", root)
 	}
 	if spec.Linux != nil {
+		for _, d := range spec.Linux.Devices {
+			switch d.Type {
+			case "c", "u", "b", "p":
+			default:
+				return bad("device %s: type %q is not one of c, u, b, p", d.Path, d.Type)
+			}
+		}
+		if r := spec.Linux.Resources; r != nil {
+			for _, d := range r.Devices {
+				switch d.Type {
+				case "", "a", "c", "b":
+				default:
+					return bad("linux.resources.devices: type %q is not one of a, c, b", d.Type)
+				}
+			}
+		}
 		seen := map[specs.LinuxNamespaceType]bool{}
 		for _, ns := range spec.Linux.Namespaces {
 			switch ns.Type {
@@ -232,6 +248,10 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 		return fmt.Errorf("exec fifo: %w", err)
 	}
 	cg := cgroupConfig(id, spec)
+	if cgroupExists(cg.Path) {
+		// Killing and removing it on a failure would hit whatever uses it.
+		return fmt.Errorf("%w: cgroup %s already exists", ErrExist, cg.Path)
+	}
 	if mgr, err = newCgroupManager(cg, nil); err != nil {
 		return err
 	}
@@ -359,14 +379,26 @@ func (r *Runtime) Start(id string) error {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, ErrInvalidState)
 	}
 	fifo := filepath.Join(r.dir(id), execFifo)
-	f, err := os.OpenFile(fifo, os.O_RDONLY, 0)
+	// Non-blocking, watching the init: a blocking open would hang for
+	// ever (with the lock held) if the init died meanwhile.
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	buf := make([]byte, 1)
-	if n, _ := f.Read(buf); n != 1 {
-		return fmt.Errorf("container %q: init exited before start", id)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && err != unix.EAGAIN {
+			return fmt.Errorf("read exec fifo: %w", err)
+		}
+		if !alive(rec.Pid, rec.StartTime) {
+			return fmt.Errorf("container %q: init exited before start", id)
+		}
+		unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 20)
 	}
 	return os.Remove(fifo)
 }
@@ -542,6 +574,9 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*nsinit.Exit, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e := r.readExit(id); e != nil {
+		return e, nil
+	}
 	// The shim exits right after recording the exit: wait for the shim.
 	waitExit(ctx, rec.ShimPid)
 	if e := r.readExit(id); e != nil {
@@ -550,7 +585,11 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*nsinit.Exit, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	return nil, fmt.Errorf("container %q: shim gone without recording an exit", id)
+	// The shim was killed: the container may still run; wait for it.
+	if alive(rec.Pid, rec.StartTime) {
+		waitExit(ctx, rec.Pid)
+	}
+	return nil, fmt.Errorf("container %q: its shim died, so its exit status is unknown", id)
 }
 
 // waitExit blocks until pid has exited (or ctx ends), with a pidfd so that

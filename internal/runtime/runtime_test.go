@@ -391,3 +391,47 @@ func TestDeviceCgroupDeniesWhatTheSpecDenies(t *testing.T) {
 		t.Errorf("device cgroup:\n%s", out)
 	}
 }
+
+func TestReviewFixesHoldInsideTheContainer(t *testing.T) {
+	e := newEnv(t)
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "token"), []byte("tok"), 0o644)
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", `ls /proc/self/fd | tr '\n' ' '; echo
+grep CapEff /proc/self/status
+echo 1 > /sys/fs/cgroup/pids/cgroup.procs 2>/dev/null && echo cgroup-writable || echo cgroup-readonly
+cat /run/secrets/token; echo
+cat /proc/sys/net/ipv4/ip_unprivileged_port_start`}
+		s.Process.Capabilities = nil // no capabilities at all, not root's
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+		// The image links /var/run to /run, as Debian's do.
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var/run/secrets", Type: "bind", Source: hostDir, Options: []string{"rbind", "ro"}})
+	})
+	os.MkdirAll(filepath.Join(b, "rootfs", "run"), 0o755)
+	os.MkdirAll(filepath.Join(b, "rootfs", "var"), 0o755)
+	os.Symlink("/run", filepath.Join(b, "rootfs", "var", "run"))
+	out := e.must("run", "-b", b, "fixes")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("output:\n%s", out)
+	}
+	// ls itself holds 0, 1, 2 and the directory it reads.
+	if fds := strings.Fields(lines[0]); len(fds) > 4 {
+		t.Errorf("descriptors leaked into the container: %v", fds)
+	}
+	if !strings.HasSuffix(lines[1], "0000000000000000") {
+		t.Errorf("a process without capabilities has %s", lines[1])
+	}
+	if lines[2] != "cgroup-readonly" {
+		t.Errorf("the host's cgroup hierarchy is writable from the container")
+	}
+	if lines[3] != "tok" {
+		t.Errorf("a mount through the image's /var/run link: %q", lines[3])
+	}
+	if lines[4] != "0" {
+		t.Errorf("sysctl not applied: %q", lines[4])
+	}
+	if _, err := os.Stat("/run/secrets/token"); err == nil {
+		t.Errorf("the mount landed on the host's /run")
+	}
+}

@@ -40,9 +40,11 @@ func capMask(names []string) (uint64, error) {
 	return m, nil
 }
 
+// parseCapabilities reads the five sets; no capabilities in the spec means
+// none at all, as runc does, never the full set of root.
 func parseCapabilities(c *specs.LinuxCapabilities) (*capSets, error) {
 	if c == nil {
-		return nil, nil
+		return &capSets{}, nil
 	}
 	var s capSets
 	var err error

@@ -26,15 +26,17 @@ var execNamespaces = []struct {
 func RunExecInit() int {
 	runtime.LockOSThread()
 	sync := os.NewFile(4, "sync")
-	if err := execInit(); err != nil {
+	config := os.NewFile(3, "config")
+	if err := execInit(config, sync); err != nil {
 		writeMessage(sync, Message{Type: "error", Msg: err.Error()})
 		return 1
 	}
 	return 0
 }
 
-func execInit() error {
-	data, err := io.ReadAll(os.NewFile(3, "config"))
+func execInit(config, sync *os.File) error {
+	data, err := io.ReadAll(config)
+	config.Close()
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
@@ -78,7 +80,7 @@ func execInit() error {
 	if err := setupProcessWithSeccomp(cfg.Process, cfg.Seccomp); err != nil {
 		return err
 	}
-	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})
-	unix.Close(4)
+	writeMessage(sync, Message{Type: "ready"})
+	sync.Close()
 	return execProcess(cfg.Process)
 }

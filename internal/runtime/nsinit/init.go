@@ -21,18 +21,22 @@ import (
 // changes apply to the calling thread, and execve keeps that thread's view.
 func RunInit() int {
 	runtime.LockOSThread()
+	// Each inherited descriptor is wrapped once: a second *os.File for
+	// the same number would close it from a finalizer after the number
+	// has been reused.
 	sync := os.NewFile(4, "sync")
-	if err := initContainer(); err != nil {
+	config := os.NewFile(3, "config")
+	if err := initContainer(config, sync); err != nil {
 		writeMessage(sync, Message{Type: "error", Msg: err.Error()})
 		return 1
 	}
 	return 0 // not reached: initContainer execs
 }
 
-func initContainer() error {
+func initContainer(config, sync *os.File) error {
 	// The config pipe carries the Config on one line, then (once the
 	// runtime has moved us into our cgroup) "joined", then EOF.
-	pipe := bufio.NewReader(os.NewFile(3, "config"))
+	pipe := bufio.NewReader(config)
 	data, err := pipe.ReadBytes('\n')
 	if err != nil && len(data) == 0 {
 		return fmt.Errorf("read config: %w", err)
@@ -109,6 +113,11 @@ func initContainer() error {
 	if err := applySysctls(spec); err != nil {
 		return err
 	}
+	if hasNewNamespace(spec, specs.MountNamespace) {
+		if err := hardenRootfs(spec); err != nil {
+			return err
+		}
+	}
 	if v1 {
 		if err := joined(); err != nil {
 			return err
@@ -129,8 +138,9 @@ func initContainer() error {
 	if err := prepareProcess(spec.Process); err != nil {
 		return err
 	}
-	writeMessage(os.NewFile(4, "sync"), Message{Type: "ready"})
-	unix.Close(4)
+	config.Close()
+	writeMessage(sync, Message{Type: "ready"})
+	sync.Close()
 
 	// Block until `start` opens the fifo for reading. This comes before
 	// the user switch: a process that changed uid may no longer open its
@@ -397,6 +407,10 @@ func execProcess(p *specs.Process) error {
 	path, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return err
+	}
+	// Nothing of ours beyond stdio reaches the program.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close descriptors: %w", err)
 	}
 	if err := unix.Exec(path, p.Args, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)

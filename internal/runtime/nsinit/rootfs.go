@@ -2,7 +2,9 @@ package nsinit
 
 import (
 	"errors"
+
 	"fmt"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,9 +95,12 @@ func setupRootfs(spec *specs.Spec, rootfs string) error {
 			return err
 		}
 	}
-	if err := pivotRoot(rootfs); err != nil {
-		return err
-	}
+	return pivotRoot(rootfs)
+}
+
+// hardenRootfs masks and write-protects paths and makes the root
+// read-only, after the sysctls (which write to /proc/sys) are applied.
+func hardenRootfs(spec *specs.Spec) error {
 	if spec.Linux != nil {
 		for _, p := range spec.Linux.MaskedPaths {
 			if err := maskPath(p); err != nil {
@@ -115,17 +120,19 @@ func setupRootfs(spec *specs.Spec, rootfs string) error {
 	}
 	// The root's own propagation, as the spec asks (default: none back).
 	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
-		unix.Mount("", "/", "", prop, "")
+		unix.Mount("", "/", "", propagationFlags[spec.Linux.RootfsPropagation], "")
 	}
 	return nil
 }
 
-// securePath joins dest to rootfs, refusing a result outside rootfs.
+// securePath resolves dest inside rootfs, following the image's symlinks
+// as the container would see them (relative to its root), so that no
+// mount or file lands outside the rootfs (/var/run -> /run resolves to
+// <rootfs>/run, a link to /etc on the host to <rootfs>/etc).
 func securePath(rootfs, dest string) (string, error) {
-	p := filepath.Join(rootfs, filepath.Clean("/"+dest))
-	resolved, err := filepath.EvalSymlinks(filepath.Dir(p))
-	if err == nil {
-		p = filepath.Join(resolved, filepath.Base(p))
+	p, err := securejoin.SecureJoin(rootfs, dest)
+	if err != nil {
+		return "", fmt.Errorf("mount destination %s: %w", dest, err)
 	}
 	if p != rootfs && !strings.HasPrefix(p, rootfs+"/") {
 		return "", fmt.Errorf("mount destination %s escapes the rootfs", dest)
@@ -154,8 +161,11 @@ func mountInto(rootfs string, m specs.Mount) error {
 		if err := unix.Mount(m.Source, dest, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
 			return fmt.Errorf("bind %s on %s: %w", m.Source, m.Destination, err)
 		}
-		// Bind mounts take their other flags through a remount.
+		// Bind mounts take their other flags through a remount, which must
+		// keep the flags the source mount is locked with (a nosuid,noexec
+		// source stays so).
 		if rest := flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
+			rest |= lockedFlags(dest)
 			if err := unix.Mount("", dest, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
 				return fmt.Errorf("remount %s: %w", m.Destination, err)
 			}
@@ -184,11 +194,38 @@ func mountInto(rootfs string, m specs.Mount) error {
 	return nil
 }
 
+// bindReadonly binds src on dest read-only, every mount below it included
+// (a remount of the top alone would leave the v1 cgroup controllers under
+// /sys/fs/cgroup writable).
 func bindReadonly(src, dest string) error {
 	if err := unix.Mount(src, dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", src, err)
 	}
-	return unix.Mount("", dest, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(-1, dest, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("make %s read-only: %w", dest, err)
+	}
+	return nil
+}
+
+// lockedFlags are the flags of the mount at path that a bind remount must
+// repeat.
+func lockedFlags(path string) uintptr {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return 0
+	}
+	var f uintptr
+	for _, m := range []struct{ st, ms uintptr }{
+		{unix.ST_RDONLY, unix.MS_RDONLY}, {unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC}, {unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+		{unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if uintptr(st.Flags)&m.st != 0 {
+			f |= m.ms
+		}
+	}
+	return f
 }
 
 // mountCgroup gives the container a read-only view of its cgroups: the
@@ -339,6 +376,12 @@ func maskPath(p string) error {
 	if st.IsDir() {
 		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
 	} else {
+		// Only the real /dev/null may hide a file: an image's own
+		// /dev/null could be a link to something writable.
+		var ns unix.Stat_t
+		if err := unix.Lstat("/dev/null", &ns); err != nil || ns.Mode&unix.S_IFMT != unix.S_IFCHR || ns.Rdev != unix.Mkdev(1, 3) {
+			return fmt.Errorf("mask %s: /dev/null is not the null device", p)
+		}
 		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
 	}
 	if err != nil {

@@ -81,6 +81,15 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 			}
 			var conds seccomp.ArgumentConditions
 			for _, a := range rule.Args {
+				if a.Op == specs.OpMaskedEqual {
+					// (arg & value) == valueTwo; with valueTwo 0 that is
+					// "none of the mask's bits set" (Docker's clone rule).
+					if a.ValueTwo != 0 {
+						return fmt.Errorf("seccomp SCMP_CMP_MASKED_EQ with a non-zero value is not supported")
+					}
+					conds = append(conds, seccomp.Condition{Argument: uint32(a.Index), Operation: seccomp.BitsNotSet, Value: a.Value})
+					continue
+				}
 				op, ok := seccompOps[a.Op]
 				if !ok {
 					return fmt.Errorf("seccomp operator %q is not supported", a.Op)
@@ -109,6 +118,14 @@ func loadSeccomp(s *specs.LinuxSeccomp) error {
 			}
 		}
 	}
+	// Calls from another architecture's ABI (32-bit int 0x80 on x86_64)
+	// would otherwise take the default action and skip every rule: they
+	// fail with ENOSYS instead.
+	insts = append([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.RetConstant{Val: uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)},
+	}, insts...)
 	raw, err := bpf.Assemble(insts)
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)

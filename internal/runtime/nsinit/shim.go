@@ -43,14 +43,15 @@ func RunShim() int {
 	cmd := exec.Command(self, "init")
 	cmd.Args[0] = "skiff-init"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{os.NewFile(3, "config"), os.NewFile(4, "sync")}
+	config, sync := os.NewFile(3, "config"), os.NewFile(4, "sync")
+	cmd.ExtraFiles = []*os.File{config, sync}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
 	cmd.Env = []string{}
 	if err := StartInPidNamespace(cmd, cfg.PidNamespace); err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
-	os.NewFile(3, "config").Close()
-	os.NewFile(4, "sync").Close()
+	config.Close()
+	sync.Close()
 	writeMessage(report, Message{Type: "pid", Pid: cmd.Process.Pid})
 	report.Close()
 
