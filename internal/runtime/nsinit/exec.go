@@ -25,6 +25,10 @@ var execNamespaces = []struct {
 // joins the container's namespaces, takes the process settings and execs.
 func RunExecInit() int {
 	runtime.LockOSThread()
+	// Not dumpable until execve: processes of the container that can see
+	// us (a shared pid namespace) must not reach our host root, cwd or
+	// executable through /proc/<pid>. execve makes the program dumpable.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	sync := os.NewFile(4, "sync")
 	config := os.NewFile(3, "config")
 	if err := execInit(config, sync); err != nil {

@@ -21,6 +21,10 @@ import (
 // changes apply to the calling thread, and execve keeps that thread's view.
 func RunInit() int {
 	runtime.LockOSThread()
+	// Not dumpable until execve: processes of the container that can see
+	// us (a shared pid namespace) must not reach our host root, cwd or
+	// executable through /proc/<pid>. execve makes the program dumpable.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	// Each inherited descriptor is wrapped once: a second *os.File for
 	// the same number would close it from a finalizer after the number
 	// has been reused.
