@@ -67,6 +67,12 @@ func (s *Store) writeBlob(d v1.Hash, r io.Reader) error {
 		tmp.Close()
 		return fmt.Errorf("blob %s: %w", d, err)
 	}
+	// On disk before it is named: a crash must not leave a truncated
+	// blob under a verified digest.
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}

@@ -208,31 +208,34 @@ func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", norm, err)
 	}
-	var img v1.Image
+	// Each candidate in turn (mirrors, then the registry), for the whole
+	// image: a mirror that serves the manifest but not a blob falls
+	// through to the next, as containerd does.
 	var errs []error
 	for _, c := range cands {
 		desc, err := remote.Get(c.ref, c.opts...)
-		if err == nil {
-			img, err = desc.Image() // resolves an index to this platform's image
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.ref.Context().RegistryStr(), err))
+			continue
 		}
-		if err == nil {
-			break
+		img, err := desc.Image() // resolves an index to this platform's image
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.ref.Context().RegistryStr(), err))
+			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", c.ref.Context().RegistryStr(), err))
+		out, err := s.storeImage(ctx, norm, img)
+		if err != nil {
+			if errors.Is(err, ErrDigestMismatch) || ctx.Err() != nil {
+				return nil, fmt.Errorf("pull %s: %w", norm, err)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", c.ref.Context().RegistryStr(), err))
+			continue
+		}
+		return out, nil
 	}
-	if img == nil {
-		return nil, fmt.Errorf("pull %s: %w", norm, errors.Join(errs...))
-	}
-	out, err := s.storeImage(ctx, norm, img)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", norm, err)
-	}
-	return out, nil
+	return nil, fmt.Errorf("pull %s: %w", norm, errors.Join(errs...))
 }
 
-// storeImage keeps img under the reference norm: its manifest, config and
-// the layer blobs not yet stored (fetched in parallel, one download per
-// blob however many pulls want it), then unpacks its layers.
 func (s *Store) storeImage(ctx context.Context, norm string, img v1.Image) (*Image, error) {
 	unlock, err := s.lock(false)
 	if err != nil {
