@@ -435,3 +435,15 @@ cat /proc/sys/net/ipv4/ip_unprivileged_port_start`}
 		t.Errorf("the mount landed on the host's /run")
 	}
 }
+
+func TestSharedRootfsPropagationStarts(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle(func(s *specs.Spec) {
+		s.Linux.RootfsPropagation = "rshared"
+		s.Process.Args = []string{"sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"}
+	})
+	out := e.must("run", "-b", b, "shared")
+	if !strings.Contains(out, "shared:") {
+		t.Errorf("the root is not shared: %q", out)
+	}
+}

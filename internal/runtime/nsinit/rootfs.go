@@ -73,9 +73,15 @@ func setupRootfs(spec *specs.Spec, rootfs string) error {
 		}
 		prop = p
 	}
-	// Nothing we mount may propagate back to the host.
+	// By default nothing we mount propagates back to the host; a spec may
+	// ask for shared propagation (bidirectional volumes).
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("make / %v: %w", prop, err)
+	}
+	// pivot_root refuses a new root whose parent mount is shared: make
+	// that one mount private, as runc does.
+	if err := makeParentMountPrivate(rootfs); err != nil {
+		return err
 	}
 	// pivot_root needs the new root to be a mount point.
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -123,6 +129,48 @@ func hardenRootfs(spec *specs.Spec) error {
 		unix.Mount("", "/", "", propagationFlags[spec.Linux.RootfsPropagation], "")
 	}
 	return nil
+}
+
+// makeParentMountPrivate makes the mount that holds path private (not
+// recursively), if it is shared.
+func makeParentMountPrivate(path string) error {
+	mnt, shared, err := mountOf(path)
+	if err != nil || !shared {
+		return err
+	}
+	if err := unix.Mount("", mnt, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", mnt, err)
+	}
+	return nil
+}
+
+// mountOf returns the mount point holding path (the longest mount-point
+// prefix in mountinfo) and whether it is shared.
+func mountOf(path string) (string, bool, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	best, shared := "", false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, shared = mp, false
+			for _, opt := range f[6:] {
+				if opt == "-" {
+					break
+				}
+				if strings.HasPrefix(opt, "shared:") {
+					shared = true
+				}
+			}
+		}
+	}
+	return best, shared, nil
 }
 
 // securePath resolves dest inside rootfs, following the image's symlinks
