@@ -310,7 +310,8 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	}
 	// The init starts on its set-up at once; it waits for "joined" before
 	// anything that must happen inside its cgroup.
-	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo, ConsoleSocket: opts.ConsoleSocket})
+	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
+		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths()})
 	if _, err = configW.Write(append(cfg, '\n')); err != nil {
 		return fmt.Errorf("send config: %w", err)
 	}

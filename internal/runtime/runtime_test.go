@@ -400,9 +400,12 @@ func TestReviewFixesHoldInsideTheContainer(t *testing.T) {
 		s.Process.Args = []string{"sh", "-c", `ls /proc/self/fd | tr '\n' ' '; echo
 grep CapEff /proc/self/status
 echo 1 > /sys/fs/cgroup/pids/cgroup.procs 2>/dev/null && echo cgroup-writable || echo cgroup-readonly
+cat /sys/fs/cgroup/memory/memory.limit_in_bytes
 cat /run/secrets/token; echo
 cat /proc/sys/net/ipv4/ip_unprivileged_port_start`}
 		s.Process.Capabilities = nil // no capabilities at all, not root's
+		limit := int64(64 << 20)
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
 		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
 		// The image links /var/run to /run, as Debian's do.
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var/run/secrets", Type: "bind", Source: hostDir, Options: []string{"rbind", "ro"}})
@@ -412,7 +415,7 @@ cat /proc/sys/net/ipv4/ip_unprivileged_port_start`}
 	os.Symlink("/run", filepath.Join(b, "rootfs", "var", "run"))
 	out := e.must("run", "-b", b, "fixes")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 5 {
+	if len(lines) < 6 {
 		t.Fatalf("output:\n%s", out)
 	}
 	// ls itself holds 0, 1, 2 and the directory it reads.
@@ -425,11 +428,14 @@ cat /proc/sys/net/ipv4/ip_unprivileged_port_start`}
 	if lines[2] != "cgroup-readonly" {
 		t.Errorf("the host's cgroup hierarchy is writable from the container")
 	}
-	if lines[3] != "tok" {
-		t.Errorf("a mount through the image's /var/run link: %q", lines[3])
+	if lines[3] != "67108864" {
+		t.Errorf("the container's /sys/fs/cgroup/memory is not its own cgroup: limit %q", lines[3])
 	}
-	if lines[4] != "0" {
-		t.Errorf("sysctl not applied: %q", lines[4])
+	if lines[4] != "tok" {
+		t.Errorf("a mount through the image's /var/run link: %q", lines[4])
+	}
+	if lines[5] != "0" {
+		t.Errorf("sysctl not applied: %q", lines[5])
 	}
 	if _, err := os.Stat("/run/secrets/token"); err == nil {
 		t.Errorf("the mount landed on the host's /run")

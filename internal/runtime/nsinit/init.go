@@ -92,7 +92,7 @@ func initContainer(config, sync *os.File) error {
 		}
 	}
 	if hasNewNamespace(spec, specs.MountNamespace) {
-		if err := setupRootfs(spec, cfg.Rootfs); err != nil {
+		if err := setupRootfs(spec, cfg.Rootfs, cfg.CgroupPaths); err != nil {
 			return err
 		}
 	}

@@ -28,6 +28,9 @@ type Config struct {
 	ExecFIFO string `json:"execFifo"`
 	// ConsoleSocket, when set, receives the terminal's master.
 	ConsoleSocket string `json:"consoleSocket,omitempty"`
+	// CgroupPaths are the container's cgroup directories on the host, by
+	// v1 controller, shown read-only at its /sys/fs/cgroup.
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 }
 
 // ExecConfig is what the runtime hands the init of an exec'd process.

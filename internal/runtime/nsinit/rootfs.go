@@ -64,7 +64,7 @@ func parseMountOptions(opts []string) (flags uintptr, propagation []uintptr, dat
 
 // setupRootfs prepares the new mount namespace: the root, the spec's mounts
 // in order, /dev, then pivot_root and the masked and read-only paths.
-func setupRootfs(spec *specs.Spec, rootfs string) error {
+func setupRootfs(spec *specs.Spec, rootfs string, cgroupPaths map[string]string) error {
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
 		p, ok := propagationFlags[spec.Linux.RootfsPropagation]
@@ -89,7 +89,7 @@ func setupRootfs(spec *specs.Spec, rootfs string) error {
 	}
 	devMounted := false
 	for _, m := range spec.Mounts {
-		if err := mountInto(rootfs, m); err != nil {
+		if err := mountInto(rootfs, m, cgroupPaths); err != nil {
 			return err
 		}
 		if filepath.Clean(m.Destination) == "/dev" {
@@ -188,7 +188,7 @@ func securePath(rootfs, dest string) (string, error) {
 	return p, nil
 }
 
-func mountInto(rootfs string, m specs.Mount) error {
+func mountInto(rootfs string, m specs.Mount, cgroupPaths map[string]string) error {
 	dest, err := securePath(rootfs, m.Destination)
 	if err != nil {
 		return err
@@ -220,7 +220,7 @@ func mountInto(rootfs string, m specs.Mount) error {
 		}
 	} else {
 		if typ == "cgroup" || typ == "cgroup2" {
-			return mountCgroup(dest, flags)
+			return mountCgroup(dest, flags, cgroupPaths)
 		}
 		if err := createMountpoint(dest, true); err != nil {
 			return err
@@ -276,22 +276,44 @@ func lockedFlags(path string) uintptr {
 	return f
 }
 
-// mountCgroup gives the container a read-only view of its cgroups: the
-// cgroup2 filesystem where the host is unified, else a tmpfs with the v1
-// hierarchies bound in (the cgroup namespace makes them start at the
-// container's own cgroup).
-func mountCgroup(dest string, flags uintptr) error {
+// mountCgroup gives the container a read-only view of its own cgroups:
+// the cgroup2 filesystem where the host is unified (the cgroup namespace
+// roots it at the container's cgroup), else a tmpfs holding, per v1
+// controller, the container's own cgroup directory, as runc does, so that
+// /sys/fs/cgroup/memory/memory.limit_in_bytes is the container's limit.
+func mountCgroup(dest string, flags uintptr, paths map[string]string) error {
 	if err := createMountpoint(dest, true); err != nil {
 		return err
 	}
-	var st unix.Statfs_t
-	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if cgroupV2Host() {
 		if err := unix.Mount("cgroup2", dest, "cgroup2", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			return fmt.Errorf("mount cgroup2: %w", err)
 		}
 		return nil
 	}
-	return bindReadonly("/sys/fs/cgroup", dest)
+	if err := unix.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
+		return fmt.Errorf("mount cgroup tmpfs: %w", err)
+	}
+	for name, src := range paths {
+		switch {
+		case name == "":
+			name = "unified"
+		case strings.HasPrefix(name, "name="):
+			name = strings.TrimPrefix(name, "name=")
+		}
+		if _, err := os.Stat(src); err != nil {
+			continue // a controller the manager skipped
+		}
+		target := filepath.Join(dest, name)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+		if err := bindReadonly(src, target); err != nil {
+			return err
+		}
+	}
+	// Read-only from now on, like the controllers.
+	return unix.Mount("", dest, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
 }
 
 func createMountpoint(dest string, dir bool) error {
