@@ -23,11 +23,13 @@ LDFLAGS = -s -w \
 
 .PHONY: build run test test-unit test-e2e deps bench fuzz clean
 
-# skiff carries skiff-runtime (the small binary behind every container)
-# inside itself; bin/skiff-runtime is also left beside it for direct use.
+# skiff carries skiff-runtime (the OCI runtime's command line) and
+# skiff-init (the small binary behind every container) inside itself; both
+# are also left in bin/ for direct use.
 build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-init ./cmd/skiff-init
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-runtime ./cmd/skiff-runtime
-	cp bin/skiff-runtime internal/runtime/binary/skiff-runtime
+	cp bin/skiff-runtime bin/skiff-init internal/runtime/binary/
 	CGO_ENABLED=0 $(GO) build -trimpath -tags embedruntime -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
 
 run: build

@@ -26,12 +26,15 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "skiff-runtime")
 	_, file, _, _ := goruntime.Caller(0)
-	cmd := exec.Command("go", "build", "-o", binary, "./cmd/skiff-runtime")
-	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build skiff-runtime: %v\n%s", err, out)
-		os.Exit(1)
+	// skiff-runtime finds skiff-init beside itself.
+	for _, name := range []string{"skiff-runtime", "skiff-init"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -5,7 +5,7 @@
 // so that separate invocations, like runc's, can drive one container.
 //
 // The processes behind a container (a shim that reaps it and an init that
-// sets it up) run from the small skiff-runtime binary (package nsinit).
+// sets it up) run from the small skiff-init binary (package nsinit).
 package runtime
 
 import (
@@ -48,7 +48,7 @@ var (
 type Runtime struct {
 	// Root holds one directory of state per container.
 	Root string
-	// Binary is the skiff-runtime executable that runs shims and inits.
+	// Binary is the skiff-init executable that runs shims and inits.
 	Binary string
 }
 

@@ -2,5 +2,5 @@
 
 package binary
 
-// embedded is empty in development builds: skiff-runtime is found beside skiff.
-var embedded []byte
+// Empty in development builds: the binaries are found beside skiff.
+var embeddedRuntime, embeddedInit []byte

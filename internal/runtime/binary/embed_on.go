@@ -4,7 +4,10 @@ package binary
 
 import _ "embed"
 
-// embedded is skiff-runtime itself, copied here by `make build`.
-//
-//go:embed skiff-runtime
-var embedded []byte
+// The binaries themselves, copied here by `make build`.
+var (
+	//go:embed skiff-runtime
+	embeddedRuntime []byte
+	//go:embed skiff-init
+	embeddedInit []byte
+)

@@ -21,21 +21,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/runtime"
-	"github.com/skiff-sh/skiff/internal/runtime/nsinit"
 )
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "shim":
-			return nsinit.RunShim()
-		case "init":
-			return nsinit.RunInit()
-		case "exec-init":
-			return nsinit.RunExecInit()
-		}
-	}
 	global := flag.NewFlagSet("skiff-runtime", flag.ContinueOnError)
 	global.SetOutput(stderr)
 	root := global.String("root", runtime.DefaultRoot, "directory for container state")
@@ -51,12 +40,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: skiff-runtime [--root DIR] create|start|state|kill|delete|run|exec|ps|events|spec|list ...")
 		return 2
 	}
-	bin, err := os.Executable()
+	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	rt := &runtime.Runtime{Root: *root, Binary: bin}
+	rt := &runtime.Runtime{Root: *root, Binary: filepath.Join(filepath.Dir(self), "skiff-init")}
 	c := &command{rt: rt, stdout: stdout, stderr: stderr}
 	run, ok := map[string]func([]string) error{
 		"create": c.create, "start": c.start, "state": c.state, "kill": c.kill,

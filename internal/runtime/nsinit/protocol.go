@@ -4,9 +4,9 @@
 // namespaces, builds its root filesystem and process settings, waits for
 // `start`, then execs the user's program.
 //
-// Both run from the small skiff-runtime binary, which links none of the
-// Kubernetes or etcd libraries, so that starting a container does not pay
-// for their package initialisation.
+// Both run from skiff-init, a binary that links nothing else (not even
+// skiff-runtime's cgroup libraries), so that each starts about as fast as
+// an empty Go program.
 //
 // File descriptors passed between the processes:
 //
