@@ -84,7 +84,21 @@ func TestVersionEndpointParsesForKubectl(t *testing.T) {
 
 func TestSkiffCarriesItsRuntime(t *testing.T) {
 	// A copy of skiff alone in a directory still runs `skiff runtime`:
-	// skiff-runtime is embedded and written out on first use.
+	// skiff-runtime is embedded and written out on first use. What this
+	// test writes out under /run/skiff/bin goes again afterwards.
+	before, _ := os.ReadDir("/run/skiff/bin")
+	t.Cleanup(func() {
+		had := map[string]bool{}
+		for _, e := range before {
+			had[e.Name()] = true
+		}
+		after, _ := os.ReadDir("/run/skiff/bin")
+		for _, e := range after {
+			if !had[e.Name()] {
+				os.RemoveAll(filepath.Join("/run/skiff/bin", e.Name()))
+			}
+		}
+	})
 	dir := t.TempDir()
 	data, err := os.ReadFile(skiffBin)
 	if err != nil {
