@@ -195,11 +195,19 @@ func (s *Store) Pull(ctx context.Context, ref string) (*Image, error) {
 		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
 	}
 	norm := displayRef(r)
-	v, err, _ := s.flight.Do(norm, func() (any, error) { return s.pull(ctx, r, norm) })
-	if err != nil {
-		return nil, err
+	// The shared pull must not end when the first caller gives up: it
+	// runs detached from any one caller, and each caller waits on its own
+	// context. (Progress is reported to the caller that started it.)
+	ch := s.flight.DoChan(norm, func() (any, error) { return s.pull(context.WithoutCancel(ctx), r, norm) })
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pull %s: %w", norm, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Image), nil
 	}
-	return v.(*Image), nil
 }
 
 func (s *Store) pull(ctx context.Context, r name.Reference, norm string) (*Image, error) {
