@@ -23,14 +23,16 @@ LDFLAGS = -s -w \
 
 .PHONY: build run test test-unit test-e2e deps bench fuzz clean
 
-# skiff carries skiff-runtime (the OCI runtime's command line) and
-# skiff-init (the small binary behind every container) inside itself; both
-# are also left in bin/ for direct use.
+# skiff carries skiff-runtime (the OCI runtime's command line), skiff-init
+# (the small binary behind every container) and, compressed, skiff-kubectl
+# inside itself; all are also left in bin/ for direct use.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-init ./cmd/skiff-init
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/skiff-runtime ./cmd/skiff-runtime
 	cp bin/skiff-runtime bin/skiff-init internal/runtime/binary/
-	CGO_ENABLED=0 $(GO) build -trimpath -tags embedruntime -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/skiff-kubectl ./cmd/skiff-kubectl
+	gzip -1 -c bin/skiff-kubectl > internal/kubectlbin/skiff-kubectl.gz
+	CGO_ENABLED=0 $(GO) build -trimpath -tags embedruntime,embedkubectl -ldflags '$(LDFLAGS)' -o bin/skiff ./cmd/skiff
 
 run: build
 	@echo "Starting skiff server with data in $(DATA_DIR)."

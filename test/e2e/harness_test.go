@@ -27,6 +27,10 @@ import (
 // skiffBin is the binary under test, built once by TestMain.
 var skiffBin string
 
+// cacheDir is shared by every kubectl run, so that skiff unpacks its
+// kubectl once for the whole package.
+var cacheDir string
+
 func TestMain(m *testing.M) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
@@ -42,7 +46,10 @@ func TestMain(m *testing.M) {
 		}
 		skiffBin = filepath.Join(root, "bin", "skiff")
 	}
-	os.Exit(m.Run())
+	cacheDir, _ = os.MkdirTemp("", "skiff-e2e-cache")
+	code := m.Run()
+	os.RemoveAll(cacheDir)
+	os.Exit(code)
 }
 
 // server is one running `skiff server` process.
@@ -230,7 +237,7 @@ func (s *server) kubectlIn(stdin string, env []string, args ...string) kubectlRe
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, skiffBin, append([]string{"kubectl"}, args...)...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig(), "HOME="+s.dataDir, "KUBECACHEDIR="+filepath.Join(s.dataDir, ".kube-cache"))
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig(), "HOME="+s.dataDir, "KUBECACHEDIR="+filepath.Join(s.dataDir, ".kube-cache"), "XDG_CACHE_HOME="+cacheDir)
 	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

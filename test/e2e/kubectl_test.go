@@ -199,7 +199,7 @@ func TestKubectlGetWatchPrintsUpdates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, skiffBin, "kubectl", "get", "configmaps", "-w", "-o", "custom-columns=NAME:.metadata.name,A:.data.a")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig(), "HOME="+s.dataDir)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.kubeconfig(), "HOME="+s.dataDir, "XDG_CACHE_HOME="+cacheDir)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
