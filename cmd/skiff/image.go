@@ -203,4 +203,3 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1f%cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
-

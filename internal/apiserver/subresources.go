@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -223,8 +222,6 @@ func (s *Server) evictPod(q *request) error {
 	s.writeStatus(q, http.StatusCreated, st)
 	return nil
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // writeStatus replies with a success Status in the negotiated format.
 func (s *Server) writeStatus(q *request, code int, st *metav1.Status) {

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"bytes"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -278,5 +277,3 @@ func translateEvent(e store.Event, matches func(runtime.Object) bool) (watch.Eve
 	}
 	return "", nil
 }
-
-var _ = io.Discard

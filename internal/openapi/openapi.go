@@ -166,25 +166,10 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 // that of the current document may be cached for good; an old hash is
 // redirected to the current one.
 func (h *Handler) serveGroup(w http.ResponseWriter, r *http.Request, g *group) {
-	w.Header().Add("Vary", "Accept")
-	var doc *document
-	var media string
-	switch negotiate(r, subtypeV3Protobuf, subtypeV3ProtoOld) {
-	case "json":
-		doc, media = &g.json, mediaJSON
-	case "protobuf":
-		doc, media = &g.pb, mediaV3Protobuf
-	default:
-		http.Error(w, "not acceptable: the document is served as application/json or "+mediaV3Protobuf, http.StatusNotAcceptable)
+	data, media, etag, ok := pickDocument(w, r, &g.json, &g.pb, mediaV3Protobuf, subtypeV3Protobuf, subtypeV3ProtoOld)
+	if !ok {
 		return
 	}
-	data, _, err := doc.get()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	// Both encodings are identified by the hash of the JSON document.
-	_, etag, _ := g.json.get()
 	if hash := r.URL.Query().Get("hash"); hash != "" {
 		if hash != etag {
 			http.Redirect(w, r, groupURL(groupVersionPath(g.gv), etag), http.StatusMovedPermanently)
@@ -197,25 +182,34 @@ func (h *Handler) serveGroup(w http.ResponseWriter, r *http.Request, g *group) {
 }
 
 func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) {
+	data, media, etag, ok := pickDocument(w, r, &h.v2JSON, &h.v2PB, mediaV2Protobuf, subtypeV2Protobuf, subtypeV2ProtoOld)
+	if ok {
+		serve(w, r, media, data, etag, h.v2JSON.modified)
+	}
+}
+
+// pickDocument returns the encoding of a document the client accepts
+// (JSON or protobuf, given by its subtypes), with the ETag of the JSON
+// document, which identifies both. ok is false once an error is answered.
+func pickDocument(w http.ResponseWriter, r *http.Request, jsonDoc, pbDoc *document, pbMedia string, pbSubtypes ...string) (data []byte, media, etag string, ok bool) {
 	w.Header().Add("Vary", "Accept")
 	var doc *document
-	var media string
-	switch negotiate(r, subtypeV2Protobuf, subtypeV2ProtoOld) {
+	switch negotiate(r, pbSubtypes...) {
 	case "json":
-		doc, media = &h.v2JSON, mediaJSON
+		doc, media = jsonDoc, mediaJSON
 	case "protobuf":
-		doc, media = &h.v2PB, mediaV2Protobuf
+		doc, media = pbDoc, pbMedia
 	default:
-		http.Error(w, "not acceptable: the document is served as application/json or "+mediaV2Protobuf, http.StatusNotAcceptable)
-		return
+		http.Error(w, "not acceptable: the document is served as application/json or "+pbMedia, http.StatusNotAcceptable)
+		return nil, "", "", false
 	}
 	data, _, err := doc.get()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return nil, "", "", false
 	}
-	_, etag, _ := h.v2JSON.get()
-	serve(w, r, media, data, etag, h.v2JSON.modified)
+	_, etag, _ = jsonDoc.get()
+	return data, media, etag, true
 }
 
 // negotiate picks "json" or "protobuf" (one of the given application/

@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Skip("needs root (namespaces, cgroups and mounts); CI runs as root, so it runs there")
 	}
 }
 
