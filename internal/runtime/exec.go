@@ -95,22 +95,13 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 	if err := mgr.Apply(cmd.Process.Pid); err != nil {
 		return fail(fmt.Errorf("join container cgroup: %w", err))
 	}
-	// The container's seccomp filter applies to the process too; a
-	// bundle that can no longer be read fails the exec rather than run
-	// it unfiltered.
-	spec, err := LoadSpec(rec.Bundle)
-	if err != nil {
-		return fail(fmt.Errorf("read the container's bundle: %w", err))
-	}
-	var filter *specs.LinuxSeccomp
-	if spec.Linux != nil {
-		filter = spec.Linux.Seccomp
-	}
 	if proc.Capabilities == nil {
 		// A process without capabilities gets the container's.
-		proc.Capabilities = spec.Process.Capabilities
+		proc.Capabilities = rec.Capabilities
 	}
-	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: filter})
+	// The container's seccomp filter, as compiled at create, applies to
+	// the process too.
+	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: rec.Seccomp})
 	if _, err := configW.Write(cfg); err != nil {
 		return fail(err)
 	}

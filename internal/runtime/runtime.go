@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-sh/skiff/internal/runtime/nsinit"
+	"github.com/skiff-sh/skiff/internal/runtime/seccomp"
 )
 
 // DefaultRoot is where container state lives unless --root says otherwise.
@@ -197,6 +198,10 @@ func lock(dir string) (func(), error) {
 
 // Create sets up the container from bundle: its state, cgroup, namespaces,
 // root filesystem and process, stopped just before the user's program runs.
+//
+// The work is laid out for overlap, since each step of the chain below
+// costs a process start: the shim starts first and boots while the spec is
+// read; it then clones the init, which boots while the cgroups are made.
 func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOptions) (err error) {
 	if !validID.MatchString(id) {
 		return fmt.Errorf("%w: invalid container id %q", ErrInvalidSpec, id)
@@ -205,9 +210,8 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	if err != nil {
 		return err
 	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return err
+	if _, err := os.Stat(filepath.Join(bundle, "config.json")); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
 		return err
@@ -243,8 +247,38 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 		os.RemoveAll(dir)
 	}()
 
+	var p pipes
+	defer p.close()
+	if err = p.open(); err != nil {
+		return err
+	}
+	shim = exec.Command(r.Binary, "shim")
+	shim.Args[0] = "skiff-shim"
+	shim.Env = []string{}
+	shim.ExtraFiles = []*os.File{p.configR, p.syncW, p.reportW, p.shimR}
+	shim.Stdin, shim.Stdout, shim.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	// The shim outlives this command: its own session, no death signal.
+	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err = shim.Start(); err != nil {
+		return fmt.Errorf("start shim: %w", err)
+	}
+	p.closeChildEnds()
+
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return err
+	}
+	if spec.Process.Terminal && opts.ConsoleSocket == "" {
+		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
+	}
+	var filter []unix.SockFilter
+	if spec.Linux != nil {
+		if filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
+	}
 	fifo := filepath.Join(dir, execFifo)
-	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+	if err = unix.Mkfifo(fifo, 0o622); err != nil {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
 	cg := cgroupConfig(id, spec)
@@ -255,49 +289,41 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	if mgr, err = newCgroupManager(cg, nil); err != nil {
 		return err
 	}
+	// The init is cloned into the unified cgroup (v2, or its part of a
+	// hybrid host), so that one exists before the shim goes on; the rest is
+	// made while the init starts up.
+	unified := mgr.GetPaths()[""]
+	if unified != "" {
+		if cgroups.IsCgroup2UnifiedMode() {
+			err = mgr.Apply(-1)
+		} else {
+			err = os.MkdirAll(unified, 0o755)
+		}
+		if err != nil {
+			return fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+		}
+	}
+	shimCfg := nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
+		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(),
+		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified}
+	if err = p.send(p.shimW, shimCfg, "shim"); err != nil {
+		return err
+	}
+
 	if err = mgr.Apply(-1); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", cg.Path, err)
 	}
 	if err = mgr.Set(cg.Resources); err != nil {
 		return fmt.Errorf("set cgroup limits: %w", err)
 	}
-
-	configR, configW, err := os.Pipe()
-	if err != nil {
+	// The init enters its cgroup itself (see nsinit.enterCgroup), so the
+	// configuration is all it waits for.
+	if err = p.send(p.configW, nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
+		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths(), Seccomp: filter}, "container init"); err != nil {
 		return err
 	}
-	defer configR.Close()
-	defer configW.Close()
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer syncR.Close()
-	defer syncW.Close()
-	reportR, reportW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer reportR.Close()
-	defer reportW.Close()
 
-	shimCfg, _ := json.Marshal(nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
-		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(), PidNamespace: namespacePath(spec, specs.PIDNamespace)})
-	shim = exec.Command(r.Binary, "shim")
-	shim.Args[0] = "skiff-shim"
-	shim.Env = []string{nsinit.ShimConfigEnv + "=" + string(shimCfg)}
-	shim.ExtraFiles = []*os.File{configR, syncW, reportW}
-	shim.Stdin, shim.Stdout, shim.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
-	// The shim outlives this command: its own session, no death signal.
-	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err = shim.Start(); err != nil {
-		return fmt.Errorf("start shim: %w", err)
-	}
-	configR.Close()
-	syncW.Close()
-	reportW.Close()
-
-	msg, err := readMessage(reportR)
+	msg, err := readMessage(p.reportR)
 	if err != nil {
 		return fmt.Errorf("shim: %w", err)
 	}
@@ -305,28 +331,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 		return fmt.Errorf("shim: %s", msg.Msg)
 	}
 	pid := msg.Pid
-	if spec.Process.Terminal && opts.ConsoleSocket == "" {
-		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
-	}
-	// The init starts on its set-up at once; it waits for "joined" before
-	// anything that must happen inside its cgroup.
-	cfg, _ := json.Marshal(nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
-		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths()})
-	if _, err = configW.Write(append(cfg, '\n')); err != nil {
-		return fmt.Errorf("send config: %w", err)
-	}
-	if err = mgr.Apply(pid); err != nil {
-		return fmt.Errorf("join cgroup: %w", err)
-	}
-	if _, err = configW.Write([]byte("joined\n")); err != nil {
-		// The init gave up early: its own report says why.
-		if m, rerr := readMessage(syncR); rerr == nil && m.Type == "error" {
-			return fmt.Errorf("container init: %s", m.Msg)
-		}
-		return fmt.Errorf("send config: %w", err)
-	}
-	configW.Close()
-	msg, err = readMessage(syncR)
+	msg, err = readMessage(p.syncR)
 	if err != nil {
 		return fmt.Errorf("container init: %w", err)
 	}
@@ -339,7 +344,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	}
 	rec := &record{ID: id, Bundle: bundle, Pid: pid, ShimPid: shim.Process.Pid, StartTime: start,
 		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupPaths: mgr.GetPaths(),
-		CgroupPath: cg.Path, Rootfs: rootfsOf(spec, bundle)}
+		CgroupPath: cg.Path, Rootfs: rootfsOf(spec, bundle), Seccomp: filter, Capabilities: spec.Process.Capabilities}
 	if err = r.writeRecord(rec); err != nil {
 		return err
 	}
@@ -352,6 +357,60 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	shim.Process.Release()
 	shim = nil
 	return nil
+}
+
+// pipes connect Create with the shim and the init (see package nsinit for
+// the numbers they get there).
+type pipes struct {
+	configR, configW *os.File // the init's Config
+	syncR, syncW     *os.File // the init's report
+	reportR, reportW *os.File // the shim's report
+	shimR, shimW     *os.File // the shim's ShimConfig
+}
+
+func (p *pipes) open() error {
+	for _, pair := range []struct{ r, w **os.File }{
+		{&p.configR, &p.configW}, {&p.syncR, &p.syncW}, {&p.reportR, &p.reportW}, {&p.shimR, &p.shimW},
+	} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		*pair.r, *pair.w = r, w
+	}
+	return nil
+}
+
+// closeChildEnds closes the ends that only the shim and the init use.
+func (p *pipes) closeChildEnds() {
+	for _, f := range []*os.File{p.configR, p.syncW, p.reportW, p.shimR} {
+		f.Close()
+	}
+}
+
+func (p *pipes) close() {
+	for _, f := range []*os.File{p.configR, p.configW, p.syncR, p.syncW, p.reportR, p.reportW, p.shimR, p.shimW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// send writes v as one JSON line to w and closes it. A reader that has
+// gone has said why on its report pipe.
+func (p *pipes) send(w *os.File, v any, who string) error {
+	data, _ := json.Marshal(v)
+	_, err := w.Write(append(data, '\n'))
+	w.Close()
+	if err == nil {
+		return nil
+	}
+	for _, r := range []*os.File{p.syncR, p.reportR} {
+		if m, rerr := readMessage(r); rerr == nil && m.Type == "error" {
+			return fmt.Errorf("%s: %s", who, m.Msg)
+		}
+	}
+	return fmt.Errorf("send config to %s: %w", who, err)
 }
 
 func readMessage(r io.Reader) (nsinit.Message, error) {

@@ -453,3 +453,51 @@ func TestSharedRootfsPropagationStarts(t *testing.T) {
 		t.Errorf("the root is not shared: %q", out)
 	}
 }
+
+// The init enters its v1 cgroups thread by thread and is cloned into the
+// unified one: the running program must be in the container's cgroup in
+// every hierarchy, with no thread left behind, right after create.
+func TestCreatedProcessIsInItsCgroupInEveryHierarchy(t *testing.T) {
+	e := newEnv(t)
+	var cgPath string
+	b := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sleep", "100"}
+		cgPath = s.Linux.CgroupsPath
+	})
+	e.must("create", "-b", b, "member")
+	st := e.waitStatus("member", "created")
+	check := func(when string) {
+		t.Helper()
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Fields(string(data))
+		if len(lines) == 0 {
+			t.Fatal("no cgroups listed")
+		}
+		for _, line := range lines {
+			// hierarchy-id:controllers:path; hierarchies the host has not
+			// mounted (none here) would show the root.
+			parts := strings.SplitN(line, ":", 3)
+			if parts[2] != cgPath {
+				t.Errorf("%s: %q is not in %s", when, line, cgPath)
+			}
+		}
+	}
+	check("created")
+	e.must("start", "member")
+	e.waitStatus("member", "running")
+	check("running")
+	threads := "tasks" // cgroup v1
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		threads = "cgroup.threads"
+	}
+	tasks, err := os.ReadFile(filepath.Join(cgroupDir("pids", cgPath), threads))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(tasks)); len(got) != 1 || got[0] != strconv.Itoa(st.Pid) {
+		t.Errorf("tasks of the container's pids cgroup = %v, want only the program %d", got, st.Pid)
+	}
+}

@@ -34,6 +34,10 @@ type record struct {
 	CgroupPaths map[string]string `json:"cgroupPaths"`
 	CgroupPath  string            `json:"cgroupPath"`
 	Rootfs      string            `json:"rootfs"`
+	// Seccomp and Capabilities are given to processes exec'd later, as
+	// they were when the container was created.
+	Seccomp      []unix.SockFilter        `json:"seccomp,omitempty"`
+	Capabilities *specs.LinuxCapabilities `json:"capabilities,omitempty"`
 }
 
 // State is a container's state as `state` prints it: the OCI fields plus

@@ -38,19 +38,10 @@ func RunInit() int {
 }
 
 func initContainer(config, sync *os.File) error {
-	// The config pipe carries the Config on one line, then (once the
-	// runtime has moved us into our cgroup) "joined", then EOF.
-	pipe := bufio.NewReader(config)
-	data, err := pipe.ReadBytes('\n')
+	// The config pipe carries the Config on one line, then EOF.
+	data, err := bufio.NewReader(config).ReadBytes('\n')
 	if err != nil && len(data) == 0 {
 		return fmt.Errorf("read config: %w", err)
-	}
-	joined := func() error {
-		line, err := pipe.ReadString('\n')
-		if strings.TrimSpace(line) != "joined" {
-			return fmt.Errorf("runtime did not confirm the cgroup: %q %v", line, err)
-		}
-		return nil
 	}
 	var cfg Config
 	if err := json.Unmarshal(data, &cfg); err != nil {
@@ -76,20 +67,16 @@ func initContainer(config, sync *os.File) error {
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	// The cgroup first: its files are host paths, and everything after
+	// is charged to it. The cgroup namespace is rooted where we then are.
+	if err := enterCgroup(cfg.CgroupPaths); err != nil {
+		return err
+	}
 	if err := joinNamespaces(spec); err != nil {
 		return err
 	}
-	// On a v1 host the root filesystem is built while the runtime moves us
-	// into our cgroup (which can wait on an RCU grace period); a v2 host
-	// mounts cgroup2, which must see our cgroup namespace, so waits first.
-	v1 := !cgroupV2Host()
-	if !v1 {
-		if err := joined(); err != nil {
-			return err
-		}
-		if err := newCgroupNamespace(spec); err != nil {
-			return err
-		}
+	if err := newCgroupNamespace(spec); err != nil {
+		return err
 	}
 	if hasNewNamespace(spec, specs.MountNamespace) {
 		if err := setupRootfs(spec, cfg.Rootfs, cfg.CgroupPaths); err != nil {
@@ -122,22 +109,10 @@ func initContainer(config, sync *os.File) error {
 			return err
 		}
 	}
-	if v1 {
-		if err := joined(); err != nil {
-			return err
-		}
-		if err := newCgroupNamespace(spec); err != nil {
-			return err
-		}
-	}
 	if console >= 0 {
 		if err := setupConsoleAt(console, hasNewNamespace(spec, specs.MountNamespace)); err != nil {
 			return err
 		}
-	}
-	var filter *specs.LinuxSeccomp
-	if spec.Linux != nil {
-		filter = spec.Linux.Seccomp
 	}
 	if err := prepareProcess(spec.Process); err != nil {
 		return err
@@ -156,7 +131,7 @@ func initContainer(config, sync *os.File) error {
 	unix.Write(w, []byte{0})
 	unix.Close(w)
 	unix.Close(fifo)
-	if err := finishProcess(spec.Process, filter); err != nil {
+	if err := finishProcess(spec.Process, cfg.Seccomp); err != nil {
 		// Nobody listens on the sync pipe any more: say it on stderr.
 		fmt.Fprintf(os.Stderr, "skiff-runtime: %v\n", err)
 		os.Exit(127)
@@ -223,7 +198,7 @@ func joinNamespaces(spec *specs.Spec) error {
 }
 
 // newCgroupNamespace creates the container's cgroup namespace, rooted at
-// the cgroup the runtime has put us in.
+// the cgroup we have entered.
 func newCgroupNamespace(spec *specs.Spec) error {
 	if hasNewNamespace(spec, specs.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
@@ -254,7 +229,7 @@ func applySysctls(spec *specs.Spec) error {
 
 // setupProcessWithSeccomp applies all the process settings and the seccomp
 // filter.
-func setupProcessWithSeccomp(p *specs.Process, filter *specs.LinuxSeccomp) error {
+func setupProcessWithSeccomp(p *specs.Process, filter []unix.SockFilter) error {
 	if err := prepareProcess(p); err != nil {
 		return err
 	}
@@ -265,7 +240,7 @@ func setupProcessWithSeccomp(p *specs.Process, filter *specs.LinuxSeccomp) error
 // filter. With no_new_privs the filter is loaded last, right before execve;
 // without it, loading needs CAP_SYS_ADMIN, so it goes before the user and
 // capabilities change (as runc does).
-func finishProcess(p *specs.Process, filter *specs.LinuxSeccomp) error {
+func finishProcess(p *specs.Process, filter []unix.SockFilter) error {
 	if filter != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(filter); err != nil {
 			return err

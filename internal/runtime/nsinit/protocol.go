@@ -10,13 +10,15 @@
 //
 // File descriptors passed between the processes:
 //
-//	3  config pipe: a Config (JSON, one line), then "joined" once the init is in its cgroup
+//	3  config pipe: a Config (JSON, one line)
 //	4  sync pipe:   the init reports {"type":"ready"} or {"type":"error"}
 //	5  report pipe: the shim reports the init's pid (shim only)
+//	6  shim config: the ShimConfig (JSON, one line; shim only)
 package nsinit
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Config is what the runtime hands a container's init.
@@ -31,6 +33,8 @@ type Config struct {
 	// CgroupPaths are the container's cgroup directories on the host, by
 	// v1 controller, shown read-only at its /sys/fs/cgroup.
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// Seccomp is the spec's filter, compiled.
+	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
 }
 
 // ExecConfig is what the runtime hands the init of an exec'd process.
@@ -40,11 +44,11 @@ type ExecConfig struct {
 	ContainerPid int `json:"containerPid"`
 	// ConsoleFD, when >= 0, is the socket that receives the terminal.
 	ConsoleFD int `json:"consoleFd"`
-	// Seccomp is the container's filter, applied to the process too.
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// Seccomp is the container's compiled filter, applied to the process too.
+	Seccomp []unix.SockFilter `json:"seccomp,omitempty"`
 }
 
-// ShimConfig is what the shim needs from the runtime, in its environment.
+// ShimConfig is what the shim needs from the runtime.
 type ShimConfig struct {
 	// StateDir is where the shim writes exit.json.
 	StateDir string `json:"stateDir"`
@@ -58,6 +62,10 @@ type ShimConfig struct {
 	// started in (joined by the shim: setns of a pid namespace only
 	// applies to the children forked after it).
 	PidNamespace string `json:"pidNamespace,omitempty"`
+	// CloneIntoCgroup is the container's cgroup v2 directory (on a v2 or
+	// hybrid host), which the init is created in (CLONE_INTO_CGROUP)
+	// rather than migrated to.
+	CloneIntoCgroup string `json:"cloneIntoCgroup,omitempty"`
 }
 
 // Message is one line on the sync or report pipe.
@@ -78,6 +86,3 @@ type Exit struct {
 	// At is when the exit was seen (RFC 3339).
 	At string `json:"at"`
 }
-
-// Environment variable carrying the ShimConfig (JSON) to the shim.
-const ShimConfigEnv = "_SKIFF_SHIM_CONFIG"

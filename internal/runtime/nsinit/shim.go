@@ -1,6 +1,7 @@
 package nsinit
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,16 +21,19 @@ import (
 // init in the container's namespaces, reports the init's pid, then waits
 // for the init to end and records how it ended in <state>/exit.json.
 func RunShim() int {
-	var cfg ShimConfig
-	if err := json.Unmarshal([]byte(os.Getenv(ShimConfigEnv)), &cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "skiff shim: bad config: %v\n", err)
-		return 1
-	}
-	os.Unsetenv(ShimConfigEnv)
 	report := os.NewFile(5, "report")
 	fail := func(err error) int {
 		writeMessage(report, Message{Type: "error", Msg: err.Error()})
 		return 1
+	}
+	// The runtime reads the spec while we start, then sends our part.
+	var cfg ShimConfig
+	line, err := bufio.NewReader(os.NewFile(6, "shim-config")).ReadBytes('\n')
+	if len(line) == 0 {
+		return 1 // the runtime gave up: nothing to do
+	}
+	if err := json.Unmarshal(line, &cfg); err != nil {
+		return fail(fmt.Errorf("bad shim config: %w", err))
 	}
 	// Orphans of the container (when it shares our pid namespace) are
 	// reparented to us and reaped below.
@@ -40,14 +44,9 @@ func RunShim() int {
 	if err != nil {
 		return fail(err)
 	}
-	cmd := exec.Command(self, "init")
-	cmd.Args[0] = "skiff-init"
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	config, sync := os.NewFile(3, "config"), os.NewFile(4, "sync")
-	cmd.ExtraFiles = []*os.File{config, sync}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
-	cmd.Env = []string{}
-	if err := StartInPidNamespace(cmd, cfg.PidNamespace); err != nil {
+	cmd, err := startInit(self, cfg, config, sync)
+	if err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	config.Close()
@@ -71,6 +70,38 @@ func RunShim() int {
 		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
 	}
 	return 0
+}
+
+// startInit starts the container's init in its new namespaces, and on a
+// cgroup v2 host straight in its cgroup; a kernel without clone3's
+// CLONE_INTO_CGROUP (before 5.7) gets an init that moves itself.
+func startInit(self string, cfg ShimConfig, config, sync *os.File) (*exec.Cmd, error) {
+	command := func(cgroupFD int) *exec.Cmd {
+		cmd := exec.Command(self, "init")
+		cmd.Args[0] = "skiff-init"
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.ExtraFiles = []*os.File{config, sync}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
+		if cgroupFD >= 0 {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
+		}
+		cmd.Env = []string{}
+		return cmd
+	}
+	if cfg.CloneIntoCgroup != "" {
+		fd, err := unix.Open(cfg.CloneIntoCgroup, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		cmd := command(fd)
+		err = StartInPidNamespace(cmd, cfg.PidNamespace)
+		if err == nil || !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.E2BIG) {
+			return cmd, err
+		}
+	}
+	cmd := command(-1)
+	return cmd, StartInPidNamespace(cmd, cfg.PidNamespace)
 }
 
 // reapUntil waits for every child, returning the status of pid when it ends.
