@@ -1,7 +1,7 @@
 // Command skiff-init is what runs behind every container: its shim (the
 // container's parent, which records how it exits), its init (which builds
 // the container and execs its program) and the init of processes exec'd
-// into it. It links only what that needs, so that each of these processes
+// into it, and a pod's pause process. It links only what that needs, so that each of these processes
 // starts in about the time of an empty Go program; skiff-runtime, beside
 // it, is the command line.
 package main
@@ -31,6 +31,8 @@ func main() {
 			os.Exit(nsinit.RunInit())
 		case "exec-init":
 			os.Exit(nsinit.RunExecInit())
+		case "pause":
+			os.Exit(nsinit.RunPause())
 		}
 	}
 	fmt.Fprintln(os.Stderr, "skiff-init is started by skiff-runtime; it is not run by hand")

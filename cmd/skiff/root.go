@@ -102,6 +102,8 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
 	f.DurationVar(&cfg.CompactionInterval, "etcd-compaction-interval", 5*time.Minute, "how often to compact the datastore's history (0 disables)")
 	f.BoolVar(&debug, "debug", false, "debug logging")
+	f.StringVar(&cfg.RunDir, "run-dir", "/run/skiff", "where the agent keeps runtime state and pod network namespaces")
+	f.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod network's bridge")
 	return cmd
 }
 

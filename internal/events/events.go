@@ -24,10 +24,16 @@ type Recorder struct {
 // (e.g. "default-scheduler"). Events are aggregated and rate limited as
 // client-go does for kube components. Stop it with Shutdown.
 func NewRecorder(ctx context.Context, client kubernetes.Interface, component string) *Recorder {
+	return NewHostRecorder(ctx, client, component, "")
+}
+
+// NewHostRecorder is NewRecorder for a component that runs on one node (the
+// agent): its events name the host, as the kubelet's do.
+func NewHostRecorder(ctx context.Context, client kubernetes.Interface, component, host string) *Recorder {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return &Recorder{
-		EventRecorder: b.NewRecorder(registry.Scheme, corev1.EventSource{Component: component}),
+		EventRecorder: b.NewRecorder(registry.Scheme, corev1.EventSource{Component: component, Host: host}),
 		broadcaster:   b,
 	}
 }

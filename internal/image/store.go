@@ -361,3 +361,6 @@ func progressFrom(ctx context.Context) Progress {
 	p, _ := ctx.Value(progressKey{}).(Progress)
 	return p
 }
+
+// Root is the store's directory.
+func (s *Store) Root() string { return s.root }

@@ -1,5 +1,5 @@
-// Package reset removes what a data dir's server and agents created. Later
-// roles extend it to containers, mounts, cgroups and network devices.
+// Package reset removes what a data dir's server and agent created: the
+// agent's containers, mounts, cgroups and pod network, then the data dir.
 package reset
 
 import (
@@ -32,7 +32,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "nothing to reset in %s\n", cfg.DataDir)
 		return nil
 	}
-	// Unmount first (image snapshots, later pod volumes): removing files
+	if err := resetAgent(cfg.DataDir, out); err != nil {
+		return fmt.Errorf("reset the node agent: %w", err)
+	}
+	// Unmount first (image snapshots, pod volumes): removing files
 	// through a mount would reach what it shows.
 	if err := unmountUnder(cfg.DataDir, out); err != nil {
 		return err

@@ -100,3 +100,20 @@ func cgroupExists(path string) bool {
 	}
 	return false
 }
+
+// RemoveEmptyCgroup removes the cgroup at path (as in cgroupsPath) from
+// every hierarchy where it is empty: a pod's cgroup once its containers'
+// are gone.
+func RemoveEmptyCgroup(path string) {
+	if path == "" || path == "/" {
+		return
+	}
+	if cgroups.IsCgroup2UnifiedMode() {
+		os.Remove(filepath.Join("/sys/fs/cgroup", path))
+		return
+	}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, d := range dirs {
+		os.Remove(filepath.Join(d, path)) // fails, harmlessly, when not empty
+	}
+}

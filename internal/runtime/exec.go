@@ -131,6 +131,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 		cmd.Process.Release()
 		return 0, nil
 	}
+	// A caller that gives up (a probe's timeout) ends the process.
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stop()
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -62,6 +62,9 @@ type CreateOptions struct {
 	Stdout, Stderr io.Writer
 	// ConsoleSocket receives the terminal's master when process.terminal is set.
 	ConsoleSocket string
+	// LogPath, when set, takes the container's stdout and stderr in the
+	// CRI log format, written by its shim; Stdout and Stderr are unused.
+	LogPath string
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
@@ -305,7 +308,7 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	}
 	shimCfg := nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
 		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(),
-		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified}
+		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified, LogPath: opts.LogPath}
 	if err = p.send(p.shimW, shimCfg, "shim"); err != nil {
 		return err
 	}
@@ -704,4 +707,17 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// SignalShim signals a container's shim (SIGUSR1 makes it reopen the
+// container's log file).
+func (r *Runtime) SignalShim(id string, sig unix.Signal) error {
+	rec, err := r.readRecord(id)
+	if err != nil {
+		return err
+	}
+	if gone(rec.ShimPid) {
+		return fmt.Errorf("container %q: its shim has exited", id)
+	}
+	return unix.Kill(rec.ShimPid, sig)
 }

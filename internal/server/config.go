@@ -33,4 +33,23 @@ type Config struct {
 	DisableAgent bool
 	// CompactionInterval is how often etcd history is compacted.
 	CompactionInterval time.Duration
+	// RunDir holds the agent's runtime state and pinned network
+	// namespaces (default /run/skiff).
+	RunDir string
+	// Bridge is the pod network's bridge (default skiff0).
+	Bridge string
+}
+
+func (c Config) runDir() string {
+	if c.RunDir == "" {
+		return "/run/skiff"
+	}
+	return c.RunDir
+}
+
+func (c Config) bridge() string {
+	if c.Bridge == "" {
+		return "skiff0"
+	}
+	return c.Bridge
 }

@@ -29,10 +29,10 @@ import (
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	nscontroller "github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
-	"github.com/skiff-sh/skiff/internal/image"
 	"github.com/skiff-sh/skiff/internal/metrics"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -197,11 +197,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return api.Run(gctx, ln) })
-	if !cfg.DisableAgent {
-		// The node agent arrives with its own issue; what it already does is
-		// import the air-gap images, as k3s's agent does at start.
-		g.Go(func() error { importAirgapImages(gctx, cfg.DataDir, log); return nil })
-	}
 	g.Go(func() error { return st.RunCompaction(gctx, cfg.CompactionInterval) })
 
 	loopback := &rest.Config{
@@ -247,6 +242,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cg.Go(func() error { return nsc.Run(cctx) })
 		cg.Go(func() error { return sac.Run(cctx) })
 		cg.Go(func() error { return gc.Run(cctx) })
+		ipam := nodeipam.New(client, factory, cfg.ClusterCIDR, log.With("controller", "nodeipam"))
+		factory.Start(cctx.Done())
+		cg.Go(func() error { return ipam.Run(cctx) })
+		if !cfg.DisableAgent {
+			cg.Go(func() error {
+				if err := runAgent(cctx, cfg, client, creds.serverCA.CertPEM, log.With("component", "agent")); err != nil {
+					return fmt.Errorf("agent: %w", err)
+				}
+				return nil
+			})
+		}
 		return cg.Wait()
 	})
 	err = g.Wait()
@@ -254,23 +260,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return nil
 	}
 	return err
-}
-
-// importAirgapImages imports every tarball in <data-dir>/agent/images/import.
-func importAirgapImages(ctx context.Context, dataDir string, log *slog.Logger) {
-	root := filepath.Join(dataDir, "agent", "images")
-	store, err := image.New(root, image.Options{})
-	if err != nil {
-		log.Error("image store", "err", err)
-		return
-	}
-	imgs, err := store.ImportDir(ctx, filepath.Join(root, "import"))
-	for _, img := range imgs {
-		log.Info("imported image", "ref", img.Ref, "digest", img.Digest.String())
-	}
-	if err != nil {
-		log.Error("import air-gap images", "err", err)
-	}
 }
 
 func writeKubeconfigs(cfg Config, serverURL string, creds *credentials) error {

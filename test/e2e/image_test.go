@@ -91,27 +91,24 @@ func TestSkiffImagePullListInspectRemovePrune(t *testing.T) {
 }
 
 func TestServerImportsAirgapImagesAtStart(t *testing.T) {
-	dataDir := t.TempDir()
-	importDir := filepath.Join(dataDir, "agent", "images", "import")
-	os.MkdirAll(importDir, 0o755)
 	ref, stop := busyboxImage(t)
 	defer stop()
-	// Make the tarball with skiff itself: pull into a scratch store, export.
-	scratch := t.TempDir()
-	if out, err := runSkiff("image", "--data-dir", scratch, "pull", ref); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	if out, err := runSkiff("image", "--data-dir", scratch, "export", ref, filepath.Join(importDir, "busybox.tar")); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	// A server with its agent (no --disable-agent) imports at start.
-	s := &server{t: t, dataDir: dataDir, port: freePort(t)}
-	s.args = nil
-	startNoDisable(s)
-	defer s.stop()
+	// A server with its agent imports at start what the import directory
+	// holds; the tarball is made with skiff itself: pulled into a scratch
+	// store and exported.
+	s, _ := startAgentServer(t, func(dataDir string) {
+		scratch := t.TempDir()
+		if out, err := runSkiff("image", "--data-dir", scratch, "pull", ref); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		tarball := filepath.Join(dataDir, "agent", "images", "import", "skiff-made.tar")
+		if out, err := runSkiff("image", "--data-dir", scratch, "export", ref, tarball); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
 	eventually(t, 30*time.Second, func() error {
-		out, err := runSkiff("image", "--data-dir", dataDir, "ls")
-		if err != nil || !strings.Contains(out, "1.35") {
+		out, err := runSkiff("image", "--data-dir", s.dataDir, "ls")
+		if err != nil || !strings.Contains(out, "1.35") || !strings.Contains(out, "skiff.test/busybox") {
 			return errorf("image ls: %v %s", err, out)
 		}
 		return nil

@@ -66,6 +66,9 @@ type ShimConfig struct {
 	// hybrid host), which the init is created in (CLONE_INTO_CGROUP)
 	// rather than migrated to.
 	CloneIntoCgroup string `json:"cloneIntoCgroup,omitempty"`
+	// LogPath, when set, receives the container's stdout and stderr in the
+	// CRI log format (see criLog) instead of the shim's own stdio.
+	LogPath string `json:"logPath,omitempty"`
 }
 
 // Message is one line on the sync or report pipe.

@@ -44,13 +44,31 @@ func RunShim() int {
 	if err != nil {
 		return fail(err)
 	}
+	stdout, stderr := os.Stdout, os.Stderr
+	var log *criLog
+	if cfg.LogPath != "" {
+		if log, err = openCRILog(cfg.LogPath); err != nil {
+			return fail(fmt.Errorf("open container log: %w", err))
+		}
+		if stdout, err = log.pipe("stdout"); err != nil {
+			return fail(err)
+		}
+		if stderr, err = log.pipe("stderr"); err != nil {
+			return fail(err)
+		}
+	}
 	config, sync := os.NewFile(3, "config"), os.NewFile(4, "sync")
-	cmd, err := startInit(self, cfg, config, sync)
+	cmd, err := startInit(self, cfg, config, sync, stdout, stderr)
 	if err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	config.Close()
 	sync.Close()
+	if log != nil {
+		// Only the container holds the write ends now: its exit ends them.
+		stdout.Close()
+		stderr.Close()
+	}
 	writeMessage(report, Message{Type: "pid", Pid: cmd.Process.Pid})
 	report.Close()
 
@@ -64,6 +82,9 @@ func RunShim() int {
 		exit.Code = status.ExitStatus()
 	}
 	exit.OOMKilled = oomKilled(cfg)
+	if log != nil {
+		log.drain(2 * time.Second)
+	}
 	data, _ := json.Marshal(exit)
 	tmp := filepath.Join(cfg.StateDir, ".exit.json")
 	if err := os.WriteFile(tmp, data, 0o644); err == nil {
@@ -75,11 +96,11 @@ func RunShim() int {
 // startInit starts the container's init in its new namespaces, and on a
 // cgroup v2 host straight in its cgroup; a kernel without clone3's
 // CLONE_INTO_CGROUP (before 5.7) gets an init that moves itself.
-func startInit(self string, cfg ShimConfig, config, sync *os.File) (*exec.Cmd, error) {
+func startInit(self string, cfg ShimConfig, config, sync, stdout, stderr *os.File) (*exec.Cmd, error) {
 	command := func(cgroupFD int) *exec.Cmd {
 		cmd := exec.Command(self, "init")
 		cmd.Args[0] = "skiff-init"
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 		cmd.ExtraFiles = []*os.File{config, sync}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
 		if cgroupFD >= 0 {

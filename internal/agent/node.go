@@ -1,0 +1,247 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/version"
+)
+
+const (
+	leaseDuration   = 40 * time.Second
+	leaseRenew      = 10 * time.Second
+	statusFrequency = time.Minute
+	maxPods         = 110
+)
+
+// registerNode creates the Node, or refreshes its status when it exists
+// (a restarted agent).
+func (a *Agent) registerNode(ctx context.Context) error {
+	nodes := a.cfg.Client.CoreV1().Nodes()
+	status, err := a.nodeStatus(ctx)
+	if err != nil {
+		return err
+	}
+	labels := map[string]string{
+		"kubernetes.io/hostname":  a.cfg.NodeName,
+		"kubernetes.io/os":        "linux",
+		"kubernetes.io/arch":      goruntime.GOARCH,
+		"beta.kubernetes.io/os":   "linux",
+		"beta.kubernetes.io/arch": goruntime.GOARCH,
+	}
+	for k, v := range a.cfg.Labels {
+		labels[k] = v
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels}, Status: *status}
+	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		existing, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		changed := false
+		for k, v := range labels {
+			if existing.Labels[k] != v {
+				if existing.Labels == nil {
+					existing.Labels = map[string]string{}
+				}
+				existing.Labels[k] = v
+				changed = true
+			}
+		}
+		if changed {
+			if existing, err = nodes.Update(ctx, existing, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
+		}
+		existing.Status = *status
+		_, err = nodes.UpdateStatus(ctx, existing, metav1.UpdateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	// Status is not taken on create: set it through the subresource.
+	created.Status = *status
+	_, err = nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	return err
+}
+
+// nodeStatus reads the machine: capacity, addresses, versions, conditions.
+func (a *Agent) nodeStatus(ctx context.Context) (*corev1.NodeStatus, error) {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	rtVersion := "unknown"
+	if v, err := a.cfg.Runtime.Version(ctx, &runtimeapi.VersionRequest{}); err == nil {
+		rtVersion = v.RuntimeName + "://" + v.RuntimeVersion
+	}
+	var fs unix.Statfs_t
+	unix.Statfs(a.cfg.DataDir, &fs)
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              *resource.NewQuantity(int64(numCPU()), resource.DecimalSI),
+		corev1.ResourceMemory:           *resource.NewQuantity(memTotal(), resource.BinarySI),
+		corev1.ResourcePods:             *resource.NewQuantity(maxPods, resource.DecimalSI),
+		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI),
+	}
+	now := metav1.Now()
+	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	hostname, _ := os.Hostname()
+	addresses := []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: hostname}}
+	if a.cfg.NodeIP != nil {
+		addresses = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP.String()}}, addresses...)
+	}
+	return &corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: capacity.DeepCopy(),
+		Addresses:   addresses,
+		Conditions: []corev1.NodeCondition{
+			cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+			cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
+		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		NodeInfo: corev1.NodeSystemInfo{
+			MachineID:               readTrimmed("/etc/machine-id"),
+			SystemUUID:              readTrimmed("/sys/class/dmi/id/product_uuid"),
+			BootID:                  readTrimmed("/proc/sys/kernel/random/boot_id"),
+			KernelVersion:           unix.ByteSliceToString(uts.Release[:]),
+			OSImage:                 osImage(),
+			ContainerRuntimeVersion: rtVersion,
+			KubeletVersion:          version.Info().GitVersion,
+			KubeProxyVersion:        version.Info().GitVersion,
+			OperatingSystem:         "linux",
+			Architecture:            goruntime.GOARCH,
+		},
+	}, nil
+}
+
+func readTrimmed(path string) string {
+	data, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(data))
+}
+
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		var kb int64
+		if n, _ := fmt.Sscanf(s.Text(), "MemTotal: %d kB", &kb); n == 1 {
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func osImage() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "Linux"
+}
+
+// heartbeat renews the node's Lease every 10 s and refreshes its
+// conditions every minute, as the kubelet does.
+func (a *Agent) heartbeat(ctx context.Context) {
+	leases := a.cfg.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	lastStatus := time.Now()
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		now := metav1.NewMicroTime(time.Now())
+		lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			node, nerr := a.cfg.Client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+			l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: corev1.NamespaceNodeLease}}
+			if nerr == nil {
+				l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+			}
+			holder, secs := a.cfg.NodeName, int32(leaseDuration/time.Second)
+			l.Spec = coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &now}
+			if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+				a.log.Warn("create node lease", "err", err)
+			}
+		} else if err == nil {
+			lease.Spec.RenewTime = &now
+			if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+				a.log.Warn("renew node lease", "err", err)
+			}
+		}
+		if time.Since(lastStatus) >= statusFrequency {
+			lastStatus = time.Now()
+			if err := a.updateNodeStatus(ctx); err != nil {
+				a.log.Warn("node status", "err", err)
+			}
+		}
+	}, leaseRenew)
+}
+
+func (a *Agent) updateNodeStatus(ctx context.Context) error {
+	node, err := a.cfg.Client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	status, err := a.nodeStatus(ctx)
+	if err != nil {
+		return err
+	}
+	// Transition times only move when a condition's status changes.
+	for i, c := range status.Conditions {
+		for _, old := range node.Status.Conditions {
+			if old.Type == c.Type && old.Status == c.Status {
+				status.Conditions[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	status.Images = node.Status.Images
+	node.Status = *status
+	_, err = a.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	return err
+}
+
+// waitForPodCIDR waits, watching, until the server has given the node its
+// pod range, then hands it to the network.
+func (a *Agent) waitForPodCIDR(ctx context.Context) error {
+	for {
+		node, err := a.cfg.Client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if err == nil && node.Spec.PodCIDR != "" {
+			if a.cfg.PodCIDR != nil {
+				return a.cfg.PodCIDR(node.Spec.PodCIDR)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func numCPU() int { return goruntime.NumCPU() }
