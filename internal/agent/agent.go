@@ -76,6 +76,7 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[types.UID]*worker
 	backoff map[string]*backoff // by pod UID/container name
+	probes  probes
 }
 
 // New makes an agent; Run starts it.

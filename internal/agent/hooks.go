@@ -58,7 +58,7 @@ func (a *Agent) runHook(ctx context.Context, pod *corev1.Pod, id string, h *core
 		}
 		return nil
 	case h.HTTPGet != nil:
-		return httpGet(ctx, pod, h.HTTPGet)
+		return httpGet(ctx, pod, pod.Status.PodIP, h.HTTPGet)
 	case h.Sleep != nil:
 		select {
 		case <-ctx.Done():
@@ -71,10 +71,10 @@ func (a *Agent) runHook(ctx context.Context, pod *corev1.Pod, id string, h *core
 
 // httpGet performs an httpGet handler against the pod; success is a
 // status in [200, 400).
-func httpGet(ctx context.Context, pod *corev1.Pod, g *corev1.HTTPGetAction) error {
+func httpGet(ctx context.Context, pod *corev1.Pod, podIP string, g *corev1.HTTPGetAction) error {
 	host := g.Host
 	if host == "" {
-		host = pod.Status.PodIP
+		host = podIP
 	}
 	port, err := resolvePort(pod, g.Port)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -36,7 +37,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	pods := factory.Core().V1().Pods().Informer()
 	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.podChanged(ctx, obj.(*corev1.Pod)) },
-		UpdateFunc: func(_, obj any) { a.podChanged(ctx, obj.(*corev1.Pod)) },
+		UpdateFunc: func(old, obj any) {
+			// The agent writes the status: its own updates need no sync.
+			a.podChangedIf(ctx, obj.(*corev1.Pod), !statusOnly(old.(*corev1.Pod), obj.(*corev1.Pod)))
+		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
@@ -82,7 +86,18 @@ func (w *worker) poke() {
 	}
 }
 
-func (a *Agent) podChanged(ctx context.Context, pod *corev1.Pod) {
+// statusOnly reports an update that changed nothing but the status.
+func statusOnly(old, cur *corev1.Pod) bool {
+	return apiequality.Semantic.DeepEqual(old.Spec, cur.Spec) &&
+		apiequality.Semantic.DeepEqual(old.DeletionTimestamp, cur.DeletionTimestamp) &&
+		apiequality.Semantic.DeepEqual(old.Labels, cur.Labels) &&
+		apiequality.Semantic.DeepEqual(old.Annotations, cur.Annotations)
+}
+
+func (a *Agent) podChanged(ctx context.Context, pod *corev1.Pod) { a.podChangedIf(ctx, pod, true) }
+
+// podChangedIf gives the worker the newest pod, and a sync when sync.
+func (a *Agent) podChangedIf(ctx context.Context, pod *corev1.Pod, sync bool) {
 	a.mu.Lock()
 	w, ok := a.workers[pod.UID]
 	if !ok {
@@ -96,7 +111,9 @@ func (a *Agent) podChanged(ctx context.Context, pod *corev1.Pod) {
 	default:
 	}
 	w.pod <- pod
-	w.poke()
+	if sync || !ok {
+		w.poke()
+	}
 }
 
 func (a *Agent) podGone(ctx context.Context, uid types.UID) {
@@ -117,8 +134,6 @@ func (a *Agent) runWorker(ctx context.Context, w *worker) {
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-w.pod:
-			pod = p
 		case <-w.trigger:
 		case <-timer.C:
 		case <-w.gone:
@@ -138,7 +153,13 @@ func (a *Agent) runWorker(ctx context.Context, w *worker) {
 			a.mu.Unlock()
 			return
 		}
-		next, err := a.syncPod(ctx, pod)
+		if pod == nil {
+			continue
+		}
+		next, written, err := a.syncPod(ctx, pod)
+		if written != nil {
+			pod = written // newer than what the informer has delivered yet
+		}
 		if err != nil {
 			a.log.Warn("sync pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			if next == 0 || next > 2*time.Second {

@@ -15,19 +15,25 @@ import (
 
 // updateStatus computes the pod's status from what the runtime has and
 // writes it when it changed.
-func (a *Agent) updateStatus(ctx context.Context, pod *corev1.Pod, s *syncState) error {
+// It returns the pod as written, if it wrote.
+func (a *Agent) updateStatus(ctx context.Context, pod *corev1.Pod, s *syncState) (*corev1.Pod, error) {
 	status := a.podStatus(pod, s)
 	s.phase = status.Phase
 	if statusEqual(&pod.Status, status) {
-		return nil
+		return nil, nil
 	}
 	update := pod.DeepCopy()
 	update.Status = *status
-	_, err := a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return nil // a newer pod is on its way to the worker
+	written, err := a.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// A newer pod is on its way to the worker; try again soon.
+		s.wakeIn(200 * time.Millisecond)
+		return nil, nil
 	}
-	return err
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return written, err
 }
 
 // statusEqual compares statuses without the timestamps that are set anew.
@@ -170,7 +176,15 @@ func (a *Agent) containerStatus(pod *corev1.Pod, c *corev1.Container, s *syncSta
 		}
 		running := cs.State.Running != nil
 		*cs.Started = running
-		cs.Ready = running
+		if p := a.prober(pod.UID, c.Name, startup); p != nil && running {
+			*cs.Started = p.ok()
+		}
+		cs.Ready = running && *cs.Started
+		if p := a.prober(pod.UID, c.Name, readiness); p != nil && cs.Ready {
+			cs.Ready = p.ok()
+		} else if c.ReadinessProbe != nil {
+			cs.Ready = false // not probed yet
+		}
 		if cs.State.Terminated != nil && s.waiting[c.Name] == nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED &&
 			!initContainer && shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
 			// About to restart: the kubelet shows it waiting with the

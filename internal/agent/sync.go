@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,32 +83,34 @@ func restarts(s *runtimeapi.ContainerStatus) int32 {
 
 // syncPod moves one pod towards its spec and reports its status. It
 // returns when it wants to be called again (0: at the next resync).
-func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, *corev1.Pod, error) {
 	if pod.DeletionTimestamp != nil {
-		return 0, a.terminate(ctx, pod)
+		return 0, nil, a.terminate(ctx, pod)
 	}
 	st, err := a.observe(ctx, pod.UID)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if isTerminal(pod.Status.Phase) {
 		// Finished pods keep their status; their sandbox goes.
 		if st.sandbox != nil && st.ready {
 			a.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: st.sandbox.Id})
 		}
-		return 0, nil
+		return 0, nil, nil
 	}
 	s := &syncState{agent: a, pod: pod, st: st}
 	if err := s.run(ctx); err != nil {
 		s.syncErr = err
 	}
-	if err := a.updateStatus(ctx, pod, s); err != nil {
-		return s.next, err
+	a.syncProbes(pod, s.st)
+	written, err := a.updateStatus(ctx, pod, s)
+	if err != nil {
+		return s.next, nil, err
 	}
 	if isTerminal(s.phase) && st.sandbox != nil {
 		a.cfg.Runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: st.sandbox.Id})
 	}
-	return s.next, s.syncErr
+	return s.next, written, s.syncErr
 }
 
 func isTerminal(p corev1.PodPhase) bool { return p == corev1.PodSucceeded || p == corev1.PodFailed }
@@ -322,6 +325,15 @@ func (s *syncState) startContainer(ctx context.Context, c *corev1.Container, vol
 		return err
 	}
 	a.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := a.runHook(hctx, pod, created.ContainerId, c.Lifecycle.PostStart)
+		cancel()
+		if err != nil {
+			a.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedPostStartHook", "PostStartHook failed: %v", err)
+			a.cfg.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: created.ContainerId})
+		}
+	}
 	// Older instances than the one before go; the previous one stays for
 	// `kubectl logs --previous`.
 	if list := s.st.containers[c.Name]; len(list) > 1 {
@@ -337,30 +349,23 @@ func (s *syncState) startContainer(ctx context.Context, c *corev1.Container, vol
 	return nil
 }
 
-// restartDelay returns how long a restart of a container that ended
-// (prev) must still wait, moving its back-off on when it may go now.
+// restartDelay returns how long the restart of a container that ended
+// (prev) must still wait, as the kubelet's back-off: the first restart is
+// at once, then 10 s after the last exit, doubling to 5 min; ten minutes of
+// running forgive it all.
 func (a *Agent) restartDelay(key string, prev *runtimeapi.ContainerStatus) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.backoff[key]
 	finished := time.Unix(0, prev.FinishedAt)
-	started := time.Unix(0, prev.StartedAt)
-	if b == nil || finished.Sub(started) > backoffReset {
-		b = &backoff{}
-		a.backoff[key] = b
+	if b == nil || finished.Sub(time.Unix(0, prev.StartedAt)) > backoffReset {
+		a.backoff[key] = &backoff{delay: backoffInitial}
+		return 0
 	}
-	if b.until.IsZero() {
-		if b.delay == 0 {
-			b.delay = backoffInitial
-		} else {
-			b.delay = min(2*b.delay, backoffMax)
-		}
-		b.until = finished.Add(b.delay)
-	}
-	if wait := time.Until(b.until); wait > 0 {
+	if wait := time.Until(finished.Add(b.delay)); wait > 0 {
 		return wait
 	}
-	b.until = time.Time{}
+	b.delay = min(2*b.delay, backoffMax)
 	return 0
 }
 
@@ -417,7 +422,7 @@ func (s *syncState) ensureImage(ctx context.Context, c *corev1.Container) (strin
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		s.wait(c.Name, "ErrImagePull", msg)
 		a.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "%s", msg)
-		s.wakeIn(b.delay)
+		s.wakeIn(time.Second) // then reported as ImagePullBackOff until the next try
 		return "", err
 	}
 	a.mu.Lock()
@@ -464,7 +469,7 @@ func (a *Agent) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, gra
 					a.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", name)
 					a.runPreStop(ctx, pod, name, c.Id, deadline)
 				}
-				left := int64(time.Until(deadline).Seconds())
+				left := int64(math.Ceil(time.Until(deadline).Seconds()))
 				a.cfg.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: max(left, 0)})
 			}(name, list[0])
 		}
@@ -472,6 +477,7 @@ func (a *Agent) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, gra
 			<-done
 		}
 	}
+	a.stopProbes(uid)
 	a.removeSandboxes(ctx, uid)
 	if err := a.cfg.Volumes.Teardown(uid); err != nil {
 		a.log.Warn("tear down volumes", "pod", uid, "err", err)

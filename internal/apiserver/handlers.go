@@ -160,7 +160,11 @@ func (s *Server) dispatch(q *request) error {
 		if q.res.Resource == "namespaces" && ri.Verb == "update" {
 			return s.update(q, "finalize")
 		}
-	case "log", "exec", "attach", "portforward", "proxy":
+	case "log", "exec", "attach", "portforward":
+		if q.res.Group == "" && q.res.Resource == "pods" {
+			return s.proxyPod(q)
+		}
+	case "proxy":
 		if q.res.Resource == "pods" {
 			return apierrors.NewServiceUnavailable(fmt.Sprintf("pods/%s needs a node agent, which is not running", ri.Subresource))
 		}

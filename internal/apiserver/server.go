@@ -1,6 +1,7 @@
 // Package apiserver serves the Kubernetes API over HTTPS on top of the store:
 // routing, discovery, OpenAPI, the REST verbs, patch types, watch streaming,
-// Table printing and authentication. What is particular to one resource
+// Table printing and authentication; pod logs and streams are proxied to
+// the node agents. What is particular to one resource
 // comes from the registry package; objects live in the store.
 package apiserver
 
@@ -51,7 +52,11 @@ type Config struct {
 	Metrics http.Handler
 	// Observer records request metrics; nil means none.
 	Observer Observer
-	Log      *slog.Logger
+	// KubeletTLS connects to node agents for pods/log, exec, attach and
+	// portforward: a client certificate and the CA that signed the agents'
+	// serving certificates. Nil answers those with 503.
+	KubeletTLS *tls.Config
+	Log        *slog.Logger
 }
 
 // Observer records per-request metrics.
@@ -94,6 +99,8 @@ type Server struct {
 	log       *slog.Logger
 	ready     atomic.Bool
 	discovery *discoveryDocs
+	// kubelet reaches node agents; nil when KubeletTLS is.
+	kubelet *http.Transport
 }
 
 // New returns an API server over the store for the given resources.
@@ -102,7 +109,8 @@ func New(cfg Config, st *store.Store, resources []*registry.Resource) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, store: st, codecs: newCodecs(registry.Scheme), resources: map[schema.GroupVersionResource]*registry.Resource{}, ordered: resources, log: log}
+	s := &Server{cfg: cfg, store: st, codecs: newCodecs(registry.Scheme), resources: map[schema.GroupVersionResource]*registry.Resource{}, ordered: resources, log: log,
+		kubelet: newKubeletTransport(cfg.KubeletTLS)}
 	for _, r := range resources {
 		s.resources[r.GroupVersionResource] = r
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/skiff-sh/skiff/internal/image"
 	"github.com/skiff-sh/skiff/internal/network"
@@ -57,6 +58,7 @@ type Service struct {
 	sandboxes  map[string]*sandbox
 	containers map[string]*container
 	exits      chan string
+	streams    streaming.Server
 }
 
 // New loads the records a previous run left, so that a restarted agent
@@ -74,6 +76,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if err := s.preparePauseRootfs(); err != nil {
 		return nil, err
+	}
+	if err := s.startStreaming(); err != nil {
+		return nil, fmt.Errorf("streaming server: %w", err)
 	}
 	for id := range s.sandboxes {
 		go s.watch(id, id)

@@ -215,7 +215,11 @@ func resources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
 	res := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
 	if r.MemoryLimitInBytes > 0 {
 		limit := r.MemoryLimitInBytes
-		res.Memory = &specs.LinuxMemory{Limit: &limit}
+		swap := limit // no swap beyond the limit, as the kubelet's default
+		if r.MemorySwapLimitInBytes > 0 {
+			swap = r.MemorySwapLimitInBytes
+		}
+		res.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
 	}
 	cpu := &specs.LinuxCPU{Cpus: r.CpusetCpus, Mems: r.CpusetMems}
 	if r.CpuShares > 0 {

@@ -145,6 +145,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	cfg.HTTPSPort = ln.Addr().(*net.TCPAddr).Port // the one picked, for port 0
 	loopbackHost := "127.0.0.1"
 	if ip := net.ParseIP(cfg.BindAddress); ip != nil && !ip.IsUnspecified() {
 		loopbackHost = cfg.BindAddress

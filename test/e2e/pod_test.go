@@ -123,7 +123,15 @@ func waitPod(t *testing.T, c kubernetes.Interface, ns, name string, timeout time
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("pod %s/%s: %s not reached in %v; last status: %+v", ns, name, what, timeout, last.Status)
+	var events []string
+	if list, err := c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{}); err == nil {
+		for _, e := range list.Items {
+			if e.InvolvedObject.Name == name {
+				events = append(events, e.Reason+": "+e.Message)
+			}
+		}
+	}
+	t.Fatalf("pod %s/%s: %s not reached in %v; last status: %+v\nevents:\n%s", ns, name, what, timeout, last.Status, strings.Join(events, "\n"))
 	return nil
 }
 
