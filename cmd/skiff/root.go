@@ -104,6 +104,7 @@ func newServerCommand() *cobra.Command {
 	f.BoolVar(&debug, "debug", false, "debug logging")
 	f.StringVar(&cfg.RunDir, "run-dir", "/run/skiff", "where the agent keeps runtime state and pod network namespaces")
 	f.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod network's bridge")
+	f.IntVar(&cfg.KubeletPort, "kubelet-port", 10250, "port of the agent's API for logs, exec and port-forward (0 picks a free port)")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/internal/agent/kubeletapi"
 )
 
 // Runtime is the part of the CRI RuntimeService the agent drives.
@@ -64,7 +67,14 @@ type Config struct {
 	PodCIDR func(cidr string) error
 	// Labels are added to the Node (e.g. the control-plane role).
 	Labels map[string]string
-	Log    *slog.Logger
+	// Streams runs exec, attach and port-forward sessions.
+	Streams kubeletapi.Streams
+	// KubeletListener and KubeletTLS serve the kubelet API (logs, exec,
+	// attach, port-forward) that the API server proxies to; the port is
+	// published in the Node's status.
+	KubeletListener net.Listener
+	KubeletTLS      *tls.Config
+	Log             *slog.Logger
 }
 
 // Agent runs one node.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	goruntime "runtime"
 	"strings"
@@ -116,7 +117,7 @@ func (a *Agent) nodeStatus(ctx context.Context) (*corev1.NodeStatus, error) {
 			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status"),
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.kubeletPort()}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               readTrimmed("/etc/machine-id"),
 			SystemUUID:              readTrimmed("/sys/class/dmi/id/product_uuid"),
@@ -245,3 +246,14 @@ func (a *Agent) waitForPodCIDR(ctx context.Context) error {
 }
 
 func numCPU() int { return goruntime.NumCPU() }
+
+// kubeletPort is the port of the agent's kubelet API.
+func (a *Agent) kubeletPort() int32 {
+	if a.cfg.KubeletListener == nil {
+		return 0
+	}
+	if addr, ok := a.cfg.KubeletListener.Addr().(*net.TCPAddr); ok {
+		return int32(addr.Port)
+	}
+	return 0
+}

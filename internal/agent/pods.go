@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-sh/skiff/internal/agent/kubeletapi"
 	"github.com/skiff-sh/skiff/internal/events"
 )
 
@@ -23,6 +24,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
 	}
 	go a.heartbeat(ctx)
+	if a.cfg.KubeletListener != nil {
+		go func() {
+			err := kubeletapi.Serve(ctx, a.cfg.KubeletListener, a.cfg.KubeletTLS, kubeletapi.Config{
+				Pods: kubeletPods{a.cfg.Runtime}, Streams: a.cfg.Streams, Log: a.log})
+			if err != nil {
+				a.log.Error("kubelet API", "err", err)
+			}
+		}()
+	}
 	if err := a.waitForPodCIDR(ctx); err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
@@ -36,7 +46,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}))
 	pods := factory.Core().V1().Pods().Informer()
 	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { a.podChanged(ctx, obj.(*corev1.Pod)) },
+		AddFunc: func(obj any) { a.podChanged(ctx, obj.(*corev1.Pod)) },
 		UpdateFunc: func(old, obj any) {
 			// The agent writes the status: its own updates need no sync.
 			a.podChangedIf(ctx, obj.(*corev1.Pod), !statusOnly(old.(*corev1.Pod), obj.(*corev1.Pod)))

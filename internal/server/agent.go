@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -22,7 +24,21 @@ import (
 // runAgent runs this machine's node agent: the CRI service on the runtime,
 // the image store and the pod network, served for crictl on
 // <data-dir>/agent/run/cri.sock, and the agent itself on client.
-func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, caCert []byte, log *slog.Logger) error {
+func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, creds *credentials, log *slog.Logger) error {
+	caCert := creds.serverCA.CertPEM
+	serving, err := tls.LoadX509KeyPair(creds.kubeletServing.CertFile, creds.kubeletServing.KeyFile)
+	if err != nil {
+		return err
+	}
+	kubeletTLS := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serving},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: creds.clientCA.Pool()}
+	// On every address, as the kubelet: the API server reaches it at the
+	// node's InternalIP.
+	kubeletLn, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.KubeletPort)))
+	if err != nil {
+		return fmt.Errorf("kubelet API: %w", err)
+	}
+	defer kubeletLn.Close()
 	agentDir := filepath.Join(cfg.DataDir, "agent")
 	images, err := image.New(filepath.Join(agentDir, "images"), image.Options{})
 	if err != nil {
@@ -85,8 +101,11 @@ func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, caCe
 			podNet.set(n)
 			return nil
 		},
-		Labels: map[string]string{"node-role.kubernetes.io/control-plane": "true"},
-		Log:    log,
+		Labels:          map[string]string{"node-role.kubernetes.io/control-plane": "true"},
+		Streams:         svc.Streams(),
+		KubeletListener: kubeletLn,
+		KubeletTLS:      kubeletTLS,
+		Log:             log,
 	})
 	return a.Run(ctx)
 }

@@ -38,6 +38,9 @@ type Config struct {
 	RunDir string
 	// Bridge is the pod network's bridge (default skiff0).
 	Bridge string
+	// KubeletPort is where the agent serves logs, exec, attach and
+	// port-forward to the API server (default 10250; 0 picks one).
+	KubeletPort int
 }
 
 func (c Config) runDir() string {

@@ -29,8 +29,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/admission"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
-	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	nscontroller "github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/metrics"
@@ -56,6 +56,10 @@ type credentials struct {
 	serving    pki.Pair
 	admin      pki.Pair
 	controller pki.Pair
+	// kubeletClient is the API server's identity towards node agents;
+	// kubeletServing is this machine's agent's serving certificate.
+	kubeletClient  pki.Pair
+	kubeletServing pki.Pair
 }
 
 func ensureCredentials(cfg Config) (*credentials, error) {
@@ -91,6 +95,22 @@ func ensureCredentials(cfg Config) (*credentials, error) {
 		return nil, err
 	}
 	if c.controller, err = clientCA.EnsureClient(dir, "client-controller", "system:skiff-controller", []string{"system:masters"}); err != nil {
+		return nil, err
+	}
+	if c.kubeletClient, err = clientCA.EnsureClient(dir, "client-kube-apiserver-kubelet", "kube-apiserver-kubelet-client", []string{"system:masters"}); err != nil {
+		return nil, err
+	}
+	kubeletSANs := pki.ServingSANs{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}}
+	if cfg.NodeName != "" {
+		kubeletSANs.DNSNames = append(kubeletSANs.DNSNames, cfg.NodeName)
+	}
+	if host != "" {
+		kubeletSANs.DNSNames = append(kubeletSANs.DNSNames, host)
+	}
+	if cfg.NodeIP.IsValid() {
+		kubeletSANs.IPs = append(kubeletSANs.IPs, net.IP(cfg.NodeIP.AsSlice()))
+	}
+	if c.kubeletServing, err = serverCA.EnsureServing(dir, "serving-kubelet", kubeletSANs); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -185,15 +205,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	tlsCfg.Certificates = []tls.Certificate{cert}
 
+	kubeletClient, err := tls.LoadX509KeyPair(creds.kubeletClient.CertFile, creds.kubeletClient.KeyFile)
+	if err != nil {
+		return err
+	}
 	api := apiserver.New(apiserver.Config{
-		TLS:       tlsCfg,
-		Tokens:    map[string]apiserver.User{token: {Name: "skiff:node-bootstrap", Groups: []string{"system:bootstrappers"}}},
-		Version:   version.Info(),
-		Admission: admission.New(st, cfg.ServiceCIDR),
-		OpenAPI:   openapi.New(resources),
-		Metrics:   m.Handler(),
-		Observer:  m,
-		Log:       log.With("component", "apiserver"),
+		KubeletTLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kubeletClient}, RootCAs: creds.serverCA.Pool()},
+		TLS:        tlsCfg,
+		Tokens:     map[string]apiserver.User{token: {Name: "skiff:node-bootstrap", Groups: []string{"system:bootstrappers"}}},
+		Version:    version.Info(),
+		Admission:  admission.New(st, cfg.ServiceCIDR),
+		OpenAPI:    openapi.New(resources),
+		Metrics:    m.Handler(),
+		Observer:   m,
+		Log:        log.With("component", "apiserver"),
 	}, st, resources)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -248,7 +273,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cg.Go(func() error { return ipam.Run(cctx) })
 		if !cfg.DisableAgent {
 			cg.Go(func() error {
-				if err := runAgent(cctx, cfg, client, creds.serverCA.CertPEM, log.With("component", "agent")); err != nil {
+				if err := runAgent(cctx, cfg, client, creds, log.With("component", "agent")); err != nil {
 					return fmt.Errorf("agent: %w", err)
 				}
 				return nil

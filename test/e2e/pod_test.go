@@ -93,7 +93,7 @@ func startAgentServer(t *testing.T, prepare ...func(dataDir string)) (*server, k
 	s := &server{t: t, dataDir: dataDir, port: freePort(t), args: []string{
 		"--run-dir", runDir, "--bridge", fmt.Sprintf("skt%d", n),
 		"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", n), "--service-cidr", fmt.Sprintf("172.%d.0.0/16", 16+n%16),
-		"--node-name", "e2e-node",
+		"--node-name", "e2e-node", "--kubelet-port", "0",
 	}}
 	t.Cleanup(func() {
 		s.stop()

@@ -32,6 +32,7 @@ import (
 type fakeContainer struct {
 	id, log         string
 	prevID, prevLog string // empty: no previous instance
+	waiting         string // a reason: the newest instance is not there yet
 }
 
 // fakePods stands for the agent's view of its pods.
@@ -74,6 +75,9 @@ func (p *fakePods) Container(_ context.Context, ns, pod, name string, previous b
 		}
 		return c.prevID, c.prevLog, nil
 	}
+	if c.waiting != "" {
+		return "", "", fmt.Errorf("container %q in pod %q is waiting to start: %s", name, pod, c.waiting)
+	}
 	return c.id, c.log, nil
 }
 
@@ -95,8 +99,8 @@ func (p *fakePods) Sandbox(_ context.Context, ns, pod string) (string, types.UID
 }
 
 // fakeStreams stands for the CRI runtime. Exec understands a few
-// commands: echo ARGS (stdout), warn ARGS (stderr), cat (stdin to stdout)
-// and exit N. Attach copies stdin to stdout; PortForward echoes each
+// commands: echo ARGS (stdout), warn ARGS (stderr), cat (stdin to stdout),
+// size (the first terminal size) and exit N. Attach copies stdin to stdout; PortForward echoes each
 // stream back, prefixed with the sandbox and port.
 type fakeStreams struct {
 	execs atomic.Int64
@@ -104,7 +108,7 @@ type fakeStreams struct {
 
 var _ Streams = (*fakeStreams)(nil)
 
-func (f *fakeStreams) Exec(_ context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize) error {
+func (f *fakeStreams) Exec(_ context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, _ bool, resize <-chan remotecommand.TerminalSize) error {
 	f.execs.Add(1)
 	args := strings.Join(cmd[1:], " ")
 	switch cmd[0] {
@@ -116,6 +120,13 @@ func (f *fakeStreams) Exec(_ context.Context, id string, cmd []string, in io.Rea
 		return err
 	case "cat":
 		_, err := io.Copy(out, in)
+		return err
+	case "size":
+		size, ok := <-resize
+		if !ok {
+			return errors.New("no terminal size")
+		}
+		_, err := fmt.Fprintf(out, "%dx%d\n", size.Width, size.Height)
 		return err
 	case "exit":
 		code, err := strconv.Atoi(args)

@@ -84,12 +84,11 @@ func (s *server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	// As the kubelet: an unknown container is a 404, a container without
-	// a previous instance a 400.
-	id, path, err := s.pods.Container(ctx, ns, pod, container, false)
-	if err == nil && opts.previous {
-		id, path, err = s.pods.Container(ctx, ns, pod, container, true)
-		if errors.Is(err, ErrNotFound) {
+	id, path, err := s.pods.Container(ctx, ns, pod, container, opts.previous)
+	if opts.previous && errors.Is(err, ErrNotFound) {
+		// As the kubelet: an unknown container is a 404, a known one
+		// without a previous instance a 400.
+		if _, _, cerr := s.pods.Container(ctx, ns, pod, container, false); !errors.Is(cerr, ErrNotFound) {
 			httpError(w, http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, pod)
 			return
 		}

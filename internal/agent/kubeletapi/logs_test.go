@@ -150,6 +150,21 @@ func TestContainerLogsPreviousReadsTheInstanceBefore(t *testing.T) {
 	}
 }
 
+func TestContainerLogsPreviousDoesNotNeedTheNewestInstance(t *testing.T) {
+	f := newLogsFixture(t)
+	f.pods.addContainer("default", "web", "crashing", fakeContainer{
+		prevID: "crashing-0", prevLog: filepath.Join(f.dir, "app", "0.log"), waiting: "CrashLoopBackOff",
+	}, false)
+	code, body := f.get(t, "/containerLogs/default/web/crashing", url.Values{"previous": {"true"}})
+	if code != http.StatusOK || body != "old instance\n" {
+		t.Errorf("previous: got %d %q", code, body)
+	}
+	code, body = f.get(t, "/containerLogs/default/web/crashing", nil)
+	if want := `container "crashing" in pod "web" is waiting to start: CrashLoopBackOff`; code != http.StatusBadRequest || strings.TrimSpace(body) != want {
+		t.Errorf("newest: got %d %q, want 400 %q", code, body, want)
+	}
+}
+
 func TestContainerLogsErrorsAreTheKubelets(t *testing.T) {
 	f := newLogsFixture(t)
 	for _, tc := range []struct {

@@ -48,7 +48,7 @@ var ErrNotFound = errors.New("not found")
 // Exec reports a command's non-zero exit with an error implementing
 // k8s.io/utils/exec.ExitError (k8s.io/utils/exec.CodeExitError will do);
 // it may be wrapped. Any other error ends the session as an internal error.
-// The out and err writers are nil for streams the client did not ask for.
+// The in, out and err streams may be nil when the client did not ask for them.
 type Streams = streaming.Runtime
 
 // Config configures Handler and Serve.
@@ -127,7 +127,13 @@ func Serve(ctx context.Context, l net.Listener, tlsConfig *tls.Config, cfg Confi
 	}
 	tc := tlsConfig.Clone()
 	tc.NextProtos = []string{"http/1.1"}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	srv := &http.Server{
+		// Failed handshakes (callers without a client certificate) and the like.
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		Handler:           Handler(cfg),
 		TLSConfig:         tc,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -170,10 +170,21 @@ func (s *server) remoteCommandOptions(w http.ResponseWriter, r *http.Request) (*
 }
 
 // container resolves the URL's container to its CRI id, writing the
-// kubelet's error if it cannot.
+// kubelet's error if it cannot. A UID in the URL must be the pod's.
 func (s *server) container(w http.ResponseWriter, r *http.Request) (string, bool) {
-	pod, container := r.PathValue("pod"), r.PathValue("container")
-	id, _, err := s.pods.Container(r.Context(), r.PathValue("namespace"), pod, container, false)
+	ns, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	if want := r.PathValue("uid"); want != "" {
+		_, uid, err := s.pods.Sandbox(r.Context(), ns, pod)
+		if errors.Is(err, ErrNotFound) || (err == nil && string(uid) != want) {
+			httpError(w, http.StatusNotFound, "pod not found")
+			return "", false
+		}
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "%v", err)
+			return "", false
+		}
+	}
+	id, _, err := s.pods.Container(r.Context(), ns, pod, container, false)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		httpError(w, http.StatusNotFound, "container %q not found in pod %q", container, pod)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	gwebsocket "github.com/gorilla/websocket"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -69,6 +70,8 @@ func kubectlExecutor(t *testing.T, cfg *rest.Config, u *url.URL) remotecommand.E
 	return e
 }
 
+// stream runs a session asking for stdout and stderr, and for stdin if
+// given. The URL must ask for the same streams, as kubectl's does.
 func stream(t *testing.T, e remotecommand.Executor, stdin io.Reader) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -183,6 +186,24 @@ func TestExecUnknownContainerIs404(t *testing.T) {
 	_, _, err = stream(t, e, nil)
 	if err == nil || !strings.Contains(err.Error(), `container "nope" not found in pod "web"`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestExecWithAUIDChecksItIsThePods(t *testing.T) {
+	cfg, _ := newStreamsFixture(t)
+	for uid, wantErr := range map[string]string{"uid-web": "", "uid-other": "pod not found"} {
+		u, _ := url.Parse(cfg.Host + "/exec/default/web/" + uid + "/app?command=echo&command=hi&stdout=true&stderr=true")
+		e, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, _, err := stream(t, e, nil)
+		switch {
+		case wantErr == "" && (err != nil || stdout != "hi\n"):
+			t.Errorf("%s: stdout %q err %v", uid, stdout, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("%s: got %v, want %q", uid, err, wantErr)
+		}
 	}
 }
 
@@ -361,5 +382,69 @@ func TestServeEndsStreamSessionsWhenItsContextEnds(t *testing.T) {
 	case <-conn.CloseChan():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the port-forward session outlived Serve")
+	}
+}
+
+// fixedSize is a terminal that never changes size.
+type fixedSize struct{ sent bool }
+
+func (f *fixedSize) Next() *remotecommand.TerminalSize {
+	if f.sent {
+		return nil // no more changes
+	}
+	f.sent = true
+	return &remotecommand.TerminalSize{Width: 120, Height: 40}
+}
+
+func TestExecWithATerminalOverSPDYDeliversItsSize(t *testing.T) {
+	cfg, _ := newStreamsFixture(t)
+	u, _ := url.Parse(cfg.Host + "/exec/default/web/app?command=size&stdin=true&stdout=true&tty=true")
+	e, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stdin, _ := io.Pipe() // an idle terminal
+	var out bytes.Buffer
+	err = e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Tty: true, TerminalSizeQueue: &fixedSize{}})
+	if err != nil || out.String() != "120x40\n" {
+		t.Errorf("stdout %q err %v", out.String(), err)
+	}
+}
+
+func TestExecOverWebSocketV4IsLeftToTheLibrary(t *testing.T) {
+	cfg, _ := newStreamsFixture(t)
+	tc, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := gwebsocket.Dialer{TLSClientConfig: tc, Subprotocols: []string{"v4.channel.k8s.io"}, HandshakeTimeout: 10 * time.Second}
+	u := execURL(cfg, "exec", "echo", "over", "v4")
+	u.Scheme = "wss"
+	ws, res, err := d.Dial(u.String(), nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, res)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var stdout string
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("read: %v (stdout so far %q)", err, stdout)
+		}
+		if len(msg) == 0 {
+			continue
+		}
+		switch msg[0] {
+		case 1:
+			stdout += string(msg[1:])
+		case 3:
+			if stdout != "over v4\n" || !strings.Contains(string(msg[1:]), `"status":"Success"`) {
+				t.Errorf("stdout %q, status %s", stdout, msg[1:])
+			}
+			return
+		}
 	}
 }
