@@ -41,10 +41,15 @@ run: build
 	bin/skiff server --data-dir $(DATA_DIR) --write-kubeconfig $(DATA_DIR)/kubeconfig.yaml
 
 # deps installs what the tests need beyond Go: busybox-static for the
-# runtime tests' root filesystems. (The external etcd of the datastore tests
-# is built from the etcd module skiff uses.)
-deps:
+# runtime tests' root filesystems, and crictl (built from the Go module
+# proxy) to inspect a node's CRI socket. (The external etcd of the datastore
+# tests is built from the etcd module skiff uses.)
+CRICTL_VERSION = v1.37.0
+deps: bin/crictl
 	@test -x /bin/busybox || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
+
+bin/crictl:
+	GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod CGO_ENABLED=0 $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 test: deps build
 	$(GO) vet ./...
