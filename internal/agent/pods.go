@@ -108,6 +108,7 @@ func (a *Agent) podChanged(ctx context.Context, pod *corev1.Pod) { a.podChangedI
 
 // podChangedIf gives the worker the newest pod, and a sync when sync.
 func (a *Agent) podChangedIf(ctx context.Context, pod *corev1.Pod, sync bool) {
+	a.log.Debug("pod event", "pod", pod.Namespace+"/"+pod.Name, "created", pod.CreationTimestamp.Time, "sync", sync)
 	a.mu.Lock()
 	w, ok := a.workers[pod.UID]
 	if !ok {
@@ -166,7 +167,9 @@ func (a *Agent) runWorker(ctx context.Context, w *worker) {
 		if pod == nil {
 			continue
 		}
+		began := time.Now()
 		next, written, err := a.syncPod(ctx, pod)
+		a.log.Debug("synced pod", "pod", pod.Namespace+"/"+pod.Name, "took", time.Since(began), "next", next)
 		if written != nil {
 			pod = written // newer than what the informer has delivered yet
 		}
