@@ -27,7 +27,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newServerCommand(), newKubectlCommand(), newRuntimeCommand(), newImageCommand(), newVersionCommand(), newResetCommand())
+	root.AddCommand(newServerCommand(), newAgentCommand(), newKubectlCommand(), newRuntimeCommand(), newImageCommand(), newVersionCommand(), newResetCommand())
 	return root
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-sh/skiff/internal/version"
@@ -69,17 +70,32 @@ func (a *Agent) registerNode(ctx context.Context) error {
 				return err
 			}
 		}
-		existing.Status = *status
-		_, err = nodes.UpdateStatus(ctx, existing, metav1.UpdateOptions{})
-		return err
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			existing.Status = *status
+			_, err := nodes.UpdateStatus(ctx, existing, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				if latest, gerr := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); gerr == nil {
+					existing = latest
+				}
+			}
+			return err
+		})
 	}
 	if err != nil {
 		return err
 	}
-	// Status is not taken on create: set it through the subresource.
-	created.Status = *status
-	_, err = nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
-	return err
+	// Status is not taken on create: set it through the subresource (the
+	// server may be giving the node its pod range at the same moment).
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		created.Status = *status
+		_, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			if latest, gerr := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); gerr == nil {
+				created = latest
+			}
+		}
+		return err
+	})
 }
 
 // nodeStatus reads the machine: capacity, addresses, versions, conditions.

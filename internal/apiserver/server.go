@@ -57,6 +57,10 @@ type Config struct {
 	// serving certificates. Nil answers those with 503.
 	KubeletTLS *tls.Config
 	Log        *slog.Logger
+	// Extra handlers by path: Public ones are served to anyone (e.g. the
+	// CA agents check against their token), Private ones after
+	// authentication (UserFrom gives the user).
+	Public, Private map[string]http.Handler
 }
 
 // Observer records per-request metrics.
@@ -142,6 +146,9 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Metrics != nil {
 		mux.Handle("/metrics", s.cfg.Metrics)
 	}
+	for path, h := range s.cfg.Private {
+		mux.Handle(path, h)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" {
 			s.rootPaths(w, r)
@@ -149,7 +156,16 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.writeError(w, r, notFoundPath())
 	})
-	return s.recoverPanics(s.authenticate(mux))
+	var h http.Handler = s.authenticate(mux)
+	if len(s.cfg.Public) > 0 {
+		public := http.NewServeMux()
+		for path, ph := range s.cfg.Public {
+			public.Handle(path, ph)
+		}
+		public.Handle("/", h)
+		h = public
+	}
+	return s.recoverPanics(h)
 }
 
 // recoverPanics answers a handler's panic with a 500 Status instead of a

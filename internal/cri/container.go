@@ -50,6 +50,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 			return nil, err
 		}
 	}
+	if c.LogPath == "" && (cfg.Tty || cfg.Stdin) {
+		// The shim that would hold them is the one that writes the log.
+		return nil, fmt.Errorf("container %s: tty and stdin need a log path (the sandbox's log directory and the container's log path)", cfg.Metadata.Name)
+	}
 	snapshot := false
 	defer func() {
 		if err != nil {
@@ -73,7 +77,8 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err := writeBundle(bundle, spec); err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Runtime.Create(ctx, id, bundle, runtime.CreateOptions{LogPath: c.LogPath}); err != nil {
+	if err := s.cfg.Runtime.Create(ctx, id, bundle, runtime.CreateOptions{LogPath: c.LogPath,
+		OpenStdin: cfg.Stdin, StdinOnce: cfg.StdinOnce}); err != nil {
 		return nil, err
 	}
 	if err := s.saveContainer(c); err != nil {

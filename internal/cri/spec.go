@@ -47,7 +47,8 @@ func containerSpec(c *container, sb *sandbox, pausePid int, rootfs string, img *
 	spec.Root = &specs.Root{Path: rootfs, Readonly: sc.GetReadonlyRootfs()}
 	spec.Hostname = ""
 	p := spec.Process
-	p.Terminal = false // TODO(tty): containers with a terminal need the shim to hold the console
+	// The shim holds the terminal and logs it (see runtime.CreateOptions).
+	p.Terminal = cfg.Tty
 	p.Rlimits = nil
 	p.NoNewPrivileges = sc.GetNoNewPrivs()
 	p.Args = commandLine(img, cfg.Command, cfg.Args)
@@ -55,6 +56,9 @@ func containerSpec(c *container, sb *sandbox, pausePid int, rootfs string, img *
 		return nil, fmt.Errorf("no command: the image has no entrypoint or cmd and the container gives none")
 	}
 	p.Env = mergeEnv(img.Env, cfg.Envs)
+	if cfg.Tty && !hasEnv(p.Env, "TERM") {
+		p.Env = append(p.Env, "TERM=xterm") // as containerd's WithTTY
+	}
 	p.Cwd = cfg.WorkingDir
 	if p.Cwd == "" {
 		p.Cwd = img.WorkingDir
@@ -164,6 +168,15 @@ func mergeEnv(image []string, kv []*runtimeapi.KeyValue) []string {
 		env = append(env, e)
 	}
 	return env
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func capabilities(sc *runtimeapi.LinuxContainerSecurityContext, privileged bool) []string {

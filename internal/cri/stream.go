@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -85,9 +84,53 @@ func (st Streams) Exec(ctx context.Context, containerID string, cmd []string, in
 	return nil
 }
 
-// Attach is not supported yet: a container's output goes to its log only.
+// Attach connects a session to a running container's stdio, which its
+// shim holds (kubectl attach). tty needs no handling of its own: a
+// terminal container's output all comes as stdout, and resizes reach its
+// terminal. The session ends when the container exits or the client goes.
 func (st Streams) Attach(ctx context.Context, containerID string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	return errors.New("attach is not supported by skiff yet; use kubectl logs -f")
+	s := st.s
+	c, err := s.getContainer(containerID)
+	if err != nil {
+		return err
+	}
+	// Interfaces holding nil would be written to.
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
+	}
+	if errw != nil {
+		stderr = errw
+	}
+	var sizes chan skiffruntime.TerminalSize
+	if resize != nil {
+		sizes = make(chan skiffruntime.TerminalSize)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			defer close(sizes)
+			for {
+				select {
+				case size, ok := <-resize:
+					if !ok {
+						return
+					}
+					select {
+					case sizes <- skiffruntime.TerminalSize{Width: size.Width, Height: size.Height}:
+					case <-stop:
+						return
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	err = s.cfg.Runtime.Attach(ctx, c.ID, in, stdout, stderr, sizes)
+	if ctx.Err() != nil {
+		return nil // the client went: nobody is left to tell
+	}
+	return err
 }
 
 // PortForward connects stream to port on the pod's loopback, inside its

@@ -37,7 +37,11 @@ func resetAgent(dataDir string, out io.Writer) error {
 		fmt.Fprintf(out, "removed %d containers\n", len(containers))
 	}
 	errs = append(errs, removePodCgroups(filepath.Join(dataDir, "agent", "cri", "sandboxes")))
-	runtime.RemoveEmptyCgroup("/kubepods") // when no other agent's pods are left
+	// The QoS classes' cgroups and /kubepods, when no other agent's pods
+	// are left in them.
+	for _, qos := range []string{"/kubepods/besteffort", "/kubepods/burstable", "/kubepods"} {
+		runtime.RemoveEmptyCgroup(qos)
+	}
 	if st.PodCIDR != "" {
 		n, err := network.New(network.Config{
 			StateDir: filepath.Join(dataDir, "agent", "network"), NetnsDir: filepath.Join(st.RunDir, "netns"),

@@ -25,8 +25,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.DataDir == "" || cfg.DataDir == "/" {
 		return fmt.Errorf("refusing to reset data dir %q", cfg.DataDir)
 	}
-	if pid, ok := runningServer(cfg.DataDir); ok {
+	if pid, ok := running(filepath.Join(cfg.DataDir, "server", "skiff.pid")); ok {
 		return fmt.Errorf("a skiff server (pid %d) is still using %s; stop it first", pid, cfg.DataDir)
+	}
+	if pid, ok := running(filepath.Join(cfg.DataDir, "agent", "skiff-agent.pid")); ok {
+		return fmt.Errorf("a skiff agent (pid %d) is still using %s; stop it first", pid, cfg.DataDir)
 	}
 	if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(out, "nothing to reset in %s\n", cfg.DataDir)
@@ -47,9 +50,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
-// runningServer reads the pid file a server leaves in its data dir.
-func runningServer(dataDir string) (int, bool) {
-	data, err := os.ReadFile(filepath.Join(dataDir, "server", "skiff.pid"))
+// running reads the pid file a server or agent leaves in its data dir.
+func running(pidFile string) (int, bool) {
+	data, err := os.ReadFile(pidFile)
 	if err != nil {
 		return 0, false
 	}

@@ -60,11 +60,20 @@ type CreateOptions struct {
 	// Stdin, Stdout, Stderr are the container's stdio; nil means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	// ConsoleSocket receives the terminal's master when process.terminal is set.
+	// ConsoleSocket receives the terminal's master when process.terminal
+	// is set and LogPath is not.
 	ConsoleSocket string
-	// LogPath, when set, takes the container's stdout and stderr in the
-	// CRI log format, written by its shim; Stdout and Stderr are unused.
+	// LogPath, when set, takes the container's stdout and stderr (or its
+	// terminal, as stdout) in the CRI log format, written by its shim,
+	// which also serves them to Attach; Stdout and Stderr are unused, and
+	// so is ConsoleSocket: the shim keeps the terminal.
 	LogPath string
+	// OpenStdin (LogPath only) gives the container a stdin pipe that Attach
+	// clients write to, in place of Stdin.
+	OpenStdin bool
+	// StdinOnce closes that pipe once the first client that attached with
+	// stdin ends it or detaches, as Kubernetes' stdinOnce asks.
+	StdinOnce bool
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
@@ -271,9 +280,14 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	if err != nil {
 		return err
 	}
-	if spec.Process.Terminal && opts.ConsoleSocket == "" {
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.LogPath == "" {
 		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
 	}
+	if opts.OpenStdin && opts.LogPath == "" {
+		return fmt.Errorf("%w: a stdin held for attach needs a log path", ErrInvalidSpec)
+	}
+	// With a log the shim holds the terminal (nsinit.ShimConfig.Terminal).
+	shimTerminal := spec.Process.Terminal && opts.LogPath != ""
 	var filter []unix.SockFilter
 	if spec.Linux != nil {
 		if filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
@@ -308,7 +322,8 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	}
 	shimCfg := nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
 		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(),
-		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified, LogPath: opts.LogPath}
+		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified,
+		LogPath: opts.LogPath, Terminal: shimTerminal, OpenStdin: opts.OpenStdin, StdinOnce: opts.StdinOnce}
 	if err = p.send(p.shimW, shimCfg, "shim"); err != nil {
 		return err
 	}
@@ -321,8 +336,12 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	}
 	// The init enters its cgroup itself (see nsinit.enterCgroup), so the
 	// configuration is all it waits for.
-	if err = p.send(p.configW, nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
-		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths(), Seccomp: filter}, "container init"); err != nil {
+	initCfg := nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
+		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths(), Seccomp: filter}
+	if shimTerminal {
+		initCfg.ConsoleSocket, initCfg.ConsoleFD = "", nsinit.ShimConsoleFD
+	}
+	if err = p.send(p.configW, initCfg, "container init"); err != nil {
 		return err
 	}
 

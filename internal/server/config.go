@@ -42,17 +42,3 @@ type Config struct {
 	// port-forward to the API server (default 10250; 0 picks one).
 	KubeletPort int
 }
-
-func (c Config) runDir() string {
-	if c.RunDir == "" {
-		return "/run/skiff"
-	}
-	return c.RunDir
-}
-
-func (c Config) bridge() string {
-	if c.Bridge == "" {
-		return "skiff0"
-	}
-	return c.Bridge
-}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
 	"github.com/skiff-sh/skiff/internal/metrics"
+	"github.com/skiff-sh/skiff/internal/node"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -209,7 +211,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	caHandler, joinHandler := joinHandlers(cfg, creds)
+	if err := pki.WriteFileAtomic(filepath.Join(cfg.DataDir, "server", "node-token"), []byte(node.FullToken(creds.serverCA.CertPEM, token)+"\n"), 0o600); err != nil {
+		return err
+	}
 	api := apiserver.New(apiserver.Config{
+		Public:     map[string]http.Handler{node.CACertsPath: caHandler},
+		Private:    map[string]http.Handler{node.JoinPath: joinHandler},
 		KubeletTLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{kubeletClient}, RootCAs: creds.serverCA.Pool()},
 		TLS:        tlsCfg,
 		Tokens:     map[string]apiserver.User{token: {Name: "skiff:node-bootstrap", Groups: []string{"system:bootstrappers"}}},
@@ -273,7 +281,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cg.Go(func() error { return ipam.Run(cctx) })
 		if !cfg.DisableAgent {
 			cg.Go(func() error {
-				if err := runAgent(cctx, cfg, client, creds, log.With("component", "agent")); err != nil {
+				if err := runNode(cctx, cfg, client, creds, log.With("component", "agent")); err != nil {
 					return fmt.Errorf("agent: %w", err)
 				}
 				return nil

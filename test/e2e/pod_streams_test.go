@@ -53,6 +53,9 @@ func TestKubectlLogsExecAndPortForward(t *testing.T) {
 		"i=0; while true; do sleep 0.3; i=$((i+1)); echo tick$i; done", corev1.RestartPolicyAlways)
 	createPod(t, c, web)
 	createPod(t, c, shPod("crashy", "echo run-at-$(date +%s%N); sleep 0.5; exit 1", corev1.RestartPolicyAlways))
+	talk := shPod("talk", "while read line; do echo got-$line; done; echo stdin-closed", corev1.RestartPolicyNever)
+	talk.Spec.Containers[0].Stdin, talk.Spec.Containers[0].StdinOnce = true, true
+	createPod(t, c, talk)
 	waitPod(t, c, "default", "web", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 
 	// logs, both streams in order, and -f that follows new lines.
@@ -95,6 +98,17 @@ func TestKubectlLogsExecAndPortForward(t *testing.T) {
 	prev := s.mustKubectl("logs", "crashy", "--previous")
 	if !strings.HasPrefix(prev, "run-at-") {
 		t.Errorf("kubectl logs --previous = %q", prev)
+	}
+
+	// attach: stdin reaches the container, its output comes back, and with
+	// stdinOnce the container's stdin closes when kubectl's does.
+	waitPod(t, c, "default", "talk", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if r := s.kubectlIn("ping\n", nil, "attach", "-i", "talk"); r.err != nil || !strings.Contains(r.stdout, "got-ping\n") {
+		t.Errorf("kubectl attach -i: %s", r)
+	}
+	waitPod(t, c, "default", "talk", 30*time.Second, "Succeeded once its stdin closed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if out := s.mustKubectl("logs", "talk"); out != "got-ping\nstdin-closed\n" {
+		t.Errorf("logs of the attached pod: %q", out)
 	}
 
 	// exec: output, a non-zero exit, stdin.

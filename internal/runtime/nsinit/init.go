@@ -55,11 +55,15 @@ func initContainer(config, sync *os.File) error {
 	// before joining another mount namespace or pivoting the root.
 	console := -1
 	if spec.Process.Terminal {
-		if cfg.ConsoleSocket == "" {
+		switch {
+		case cfg.ConsoleFD > 0:
+			console = cfg.ConsoleFD // the shim takes the terminal
+		case cfg.ConsoleSocket == "":
 			return errors.New("process.terminal is true but no --console-socket was given")
-		}
-		if console, err = connectConsoleSocket(cfg.ConsoleSocket); err != nil {
-			return err
+		default:
+			if console, err = connectConsoleSocket(cfg.ConsoleSocket); err != nil {
+				return err
+			}
 		}
 	}
 	// The fifo must be reachable after pivot_root: keep a path fd to it.

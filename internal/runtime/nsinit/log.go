@@ -2,6 +2,7 @@ package nsinit
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"os"
 	"os/signal"
@@ -55,19 +56,30 @@ func (l *criLog) reopen() error {
 	return nil
 }
 
-// pipe returns the write end of a pipe whose lines are logged as stream.
-func (l *criLog) pipe(stream string) (*os.File, error) {
+// pipe returns the write end of a pipe whose lines are logged as stream
+// and whose data is also passed on to tee as it comes.
+func (l *criLog) pipe(stream string, tee io.Writer) (*os.File, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	l.follow(stream, r, tee, r)
+	return w, nil
+}
+
+// follow logs the lines r gives as stream until it ends (a terminal's
+// master ends with EIO), passing its data on to tee as it comes, so that
+// attached clients see a line before its end. closer, if any, is closed
+// at the end.
+func (l *criLog) follow(stream string, r io.Reader, tee io.Writer, closer io.Closer) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		defer r.Close()
-		l.copy(stream, r)
+		if closer != nil {
+			defer closer.Close()
+		}
+		l.copy(stream, io.TeeReader(r, tee))
 	}()
-	return w, nil
 }
 
 func (l *criLog) copy(stream string, r io.Reader) {
@@ -78,7 +90,9 @@ func (l *criLog) copy(stream string, r io.Reader) {
 			tag := "P"
 			if line[len(line)-1] == '\n' {
 				tag = "F"
-				line = line[:len(line)-1]
+				// A terminal ends lines with "\r\n"; the record ends
+				// with the line, as containerd's do.
+				line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
 			} else if err != bufio.ErrBufferFull {
 				tag = "F" // the last line, without its newline
 			}

@@ -19,7 +19,9 @@ import (
 
 // RunShim is the shim process: it becomes a child subreaper, starts the
 // init in the container's namespaces, reports the init's pid, then waits
-// for the init to end and records how it ended in <state>/exit.json.
+// for the init to end and records how it ended in <state>/exit.json. With
+// a log path it also holds the container's stdio (or terminal), logs its
+// output and serves it on the attach socket (see the package comment).
 func RunShim() int {
 	report := os.NewFile(5, "report")
 	fail := func(err error) int {
@@ -44,30 +46,41 @@ func RunShim() int {
 	if err != nil {
 		return fail(err)
 	}
-	stdout, stderr := os.Stdout, os.Stderr
+	stdio := initStdio{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	var log *criLog
+	var attach *attachServer
 	if cfg.LogPath != "" {
 		if log, err = openCRILog(cfg.LogPath); err != nil {
 			return fail(fmt.Errorf("open container log: %w", err))
 		}
-		if stdout, err = log.pipe("stdout"); err != nil {
+		if attach, err = listenAttach(filepath.Join(cfg.StateDir, AttachSocket), cfg.StdinOnce); err != nil {
 			return fail(err)
 		}
-		if stderr, err = log.pipe("stderr"); err != nil {
+		if stdio, err = heldStdio(cfg, log, attach); err != nil {
 			return fail(err)
 		}
 	}
 	config, sync := os.NewFile(3, "config"), os.NewFile(4, "sync")
-	cmd, err := startInit(self, cfg, config, sync, stdout, stderr)
+	cmd, err := startInit(self, cfg, config, sync, stdio)
 	if err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
 	config.Close()
 	sync.Close()
-	if log != nil {
-		// Only the container holds the write ends now: its exit ends them.
-		stdout.Close()
-		stderr.Close()
+	// Only the container holds these ends now: its exit ends the pipes.
+	for _, f := range stdio.childEnds {
+		f.Close()
+	}
+	if stdio.console != nil {
+		// Before reporting: once create returns, the terminal is ours.
+		master, err := RecvConsole(stdio.console)
+		stdio.console.Close()
+		if err == nil {
+			attach.setStdin(master, master)
+			log.follow("stdout", master, attach.output(AttachStdout), nil)
+		}
+		// Otherwise the init failed before making its terminal, and
+		// says why on the sync pipe.
 	}
 	writeMessage(report, Message{Type: "pid", Pid: cmd.Process.Pid})
 	report.Close()
@@ -90,18 +103,83 @@ func RunShim() int {
 	if err := os.WriteFile(tmp, data, 0o644); err == nil {
 		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
 	}
+	if attach != nil {
+		// The output is all sent: attached clients read the end.
+		attach.shutdown(time.Second)
+	}
 	return 0
+}
+
+// initStdio is the init's stdio as the shim hands it over.
+type initStdio struct {
+	// stdin, stdout, stderr are the init's fds 0-2; nil is /dev/null.
+	stdin, stdout, stderr *os.File
+	// consoleChild is the init's end of the socketpair the terminal's
+	// master comes back over (its ShimConsoleFD); console is ours.
+	consoleChild, console *os.File
+	// childEnds are closed once the init runs.
+	childEnds []*os.File
+}
+
+// heldStdio is the stdio of a container whose shim holds it: pipes whose
+// output goes to the log and attached clients, and a stdin pipe they write
+// to when asked; or, for a terminal, /dev/null until the init replaces it
+// with the terminal, whose master the shim takes over a socketpair.
+func heldStdio(cfg ShimConfig, log *criLog, attach *attachServer) (initStdio, error) {
+	var s initStdio
+	if cfg.Terminal {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return s, fmt.Errorf("console socketpair: %w", err)
+		}
+		s.console = os.NewFile(uintptr(pair[0]), "console")
+		s.consoleChild = os.NewFile(uintptr(pair[1]), "console-child")
+		s.childEnds = []*os.File{s.consoleChild}
+		return s, nil
+	}
+	var err error
+	if s.stdout, err = log.pipe("stdout", attach.output(AttachStdout)); err != nil {
+		return s, err
+	}
+	if s.stderr, err = log.pipe("stderr", attach.output(AttachStderr)); err != nil {
+		return s, err
+	}
+	s.childEnds = []*os.File{s.stdout, s.stderr}
+	if cfg.OpenStdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return s, err
+		}
+		s.stdin = r
+		s.childEnds = append(s.childEnds, r)
+		attach.setStdin(w, nil)
+	} else {
+		s.stdin = os.Stdin
+	}
+	return s, nil
 }
 
 // startInit starts the container's init in its new namespaces, and on a
 // cgroup v2 host straight in its cgroup; a kernel without clone3's
 // CLONE_INTO_CGROUP (before 5.7) gets an init that moves itself.
-func startInit(self string, cfg ShimConfig, config, sync, stdout, stderr *os.File) (*exec.Cmd, error) {
+func startInit(self string, cfg ShimConfig, config, sync *os.File, stdio initStdio) (*exec.Cmd, error) {
 	command := func(cgroupFD int) *exec.Cmd {
 		cmd := exec.Command(self, "init")
 		cmd.Args[0] = "skiff-init"
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+		// A nil *os.File in an io.Reader would not read as /dev/null.
+		if stdio.stdin != nil {
+			cmd.Stdin = stdio.stdin
+		}
+		if stdio.stdout != nil {
+			cmd.Stdout = stdio.stdout
+		}
+		if stdio.stderr != nil {
+			cmd.Stderr = stdio.stderr
+		}
 		cmd.ExtraFiles = []*os.File{config, sync}
+		if stdio.consoleChild != nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, stdio.consoleChild) // ShimConsoleFD
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
 		if cgroupFD >= 0 {
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD

@@ -1,11 +1,18 @@
-package server
+// Package node runs one machine's node agent: the CRI service on skiff's
+// runtime, image store and pod network (served for crictl on
+// <data-dir>/agent/run/cri.sock), the kubelet API, and the agent itself.
+// `skiff server` runs it in process; `skiff agent` runs it for another
+// machine.
+package node
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 
@@ -21,17 +28,40 @@ import (
 	"github.com/skiff-sh/skiff/internal/runtime/binary"
 )
 
-// runAgent runs this machine's node agent: the CRI service on the runtime,
-// the image store and the pod network, served for crictl on
-// <data-dir>/agent/run/cri.sock, and the agent itself on client.
-func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, creds *credentials, log *slog.Logger) error {
-	caCert := creds.serverCA.CertPEM
-	serving, err := tls.LoadX509KeyPair(creds.kubeletServing.CertFile, creds.kubeletServing.KeyFile)
-	if err != nil {
-		return err
+// Config is one node's configuration.
+type Config struct {
+	DataDir     string
+	RunDir      string // default /run/skiff
+	Bridge      string // default skiff0
+	KubeletPort int
+	NodeName    string
+	NodeIP      netip.Addr
+	ClusterCIDR netip.Prefix
+	ServiceCIDR netip.Prefix
+	Labels      map[string]string
+}
+
+// Credentials are the node's TLS material.
+type Credentials struct {
+	// ServerCA verifies the API server; the pod volumes' kube-root-ca.crt
+	// falls back to it.
+	ServerCA []byte
+	// ClientCA verifies the API server's kubelet-client certificate.
+	ClientCA *x509.CertPool
+	// Serving is the kubelet API's certificate.
+	Serving tls.Certificate
+}
+
+// Run runs the node until ctx ends.
+func Run(ctx context.Context, cfg Config, client kubernetes.Interface, creds Credentials, log *slog.Logger) error {
+	if cfg.RunDir == "" {
+		cfg.RunDir = "/run/skiff"
 	}
-	kubeletTLS := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serving},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: creds.clientCA.Pool()}
+	if cfg.Bridge == "" {
+		cfg.Bridge = "skiff0"
+	}
+	kubeletTLS := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{creds.Serving},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: creds.ClientCA}
 	// On every address, as the kubelet: the API server reaches it at the
 	// node's InternalIP.
 	kubeletLn, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.KubeletPort)))
@@ -56,15 +86,15 @@ func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, cred
 		return err
 	}
 	initBinary := filepath.Join(filepath.Dir(rtBinary), "skiff-init")
-	rt := &runtime.Runtime{Root: filepath.Join(cfg.runDir(), "runtime"), Binary: initBinary}
+	rt := &runtime.Runtime{Root: filepath.Join(cfg.RunDir, "runtime"), Binary: initBinary}
 	netCfg := network.Config{
 		StateDir:    filepath.Join(agentDir, "network"),
-		NetnsDir:    filepath.Join(cfg.runDir(), "netns"),
-		Bridge:      cfg.bridge(),
+		NetnsDir:    filepath.Join(cfg.RunDir, "netns"),
+		Bridge:      cfg.Bridge,
 		ClusterCIDR: ipNet(cfg.ClusterCIDR.String()),
 		ServiceCIDR: ipNet(cfg.ServiceCIDR.String()),
 	}
-	state := nodestate.State{RunDir: cfg.runDir(), Bridge: cfg.bridge(),
+	state := nodestate.State{RunDir: cfg.RunDir, Bridge: cfg.Bridge,
 		ClusterCIDR: cfg.ClusterCIDR.String(), ServiceCIDR: cfg.ServiceCIDR.String()}
 	if err := nodestate.Write(cfg.DataDir, state); err != nil {
 		return err
@@ -86,7 +116,7 @@ func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, cred
 		DataDir:  agentDir,
 		Runtime:  svc,
 		Images:   svc,
-		Volumes:  &volume.Manager{Root: filepath.Join(agentDir, "pods"), Source: agent.APISource{Client: client}, CACert: caCert},
+		Volumes:  &volume.Manager{Root: filepath.Join(agentDir, "pods"), Source: agent.APISource{Client: client}, CACert: creds.ServerCA},
 		Exits:    svc.Exits(),
 		PodCIDR: func(cidr string) error {
 			netCfg.PodCIDR = ipNet(cidr)
@@ -101,7 +131,7 @@ func runAgent(ctx context.Context, cfg Config, client kubernetes.Interface, cred
 			podNet.set(n)
 			return nil
 		},
-		Labels:          map[string]string{"node-role.kubernetes.io/control-plane": "true"},
+		Labels:          cfg.Labels,
 		Streams:         svc.Streams(),
 		KubeletListener: kubeletLn,
 		KubeletTLS:      kubeletTLS,
