@@ -51,6 +51,7 @@ func (a *Agent) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 			Sysctls:         map[string]string{},
 		},
 	}
+	cfg.Linux.Resources = podResources(pod)
 	for k, v := range pod.Labels {
 		if _, reserved := cfg.Labels[k]; !reserved {
 			cfg.Labels[k] = v
@@ -413,4 +414,53 @@ func add(list corev1.ResourceList, name corev1.ResourceName, q resource.Quantity
 		return
 	}
 	list[name] = q.DeepCopy()
+}
+
+// podResources are the pod cgroup's limits, as the kubelet sets them: CPU
+// shares from the requests; a memory limit and CPU quota only when every
+// container has one (else the pod is unbounded there); init containers
+// count by their largest.
+func podResources(pod *corev1.Pod) *runtimeapi.LinuxContainerResources {
+	sum := func(name corev1.ResourceName, limits bool) (int64, bool) {
+		var apps, inits int64
+		all := true
+		get := func(c corev1.Container) (int64, bool) {
+			list := c.Resources.Requests
+			if limits {
+				list = c.Resources.Limits
+			}
+			q, ok := list[name]
+			if name == corev1.ResourceCPU {
+				return q.MilliValue(), ok
+			}
+			return q.Value(), ok
+		}
+		for _, c := range pod.Spec.Containers {
+			v, ok := get(c)
+			all = all && ok
+			apps += v
+		}
+		for _, c := range pod.Spec.InitContainers {
+			v, ok := get(c)
+			if isSidecar(&c) {
+				all = all && ok
+				apps += v
+				continue
+			}
+			all = all && ok
+			inits = max(inits, v)
+		}
+		return max(apps, inits), all
+	}
+	r := &runtimeapi.LinuxContainerResources{}
+	cpuReq, _ := sum(corev1.ResourceCPU, false)
+	r.CpuShares = max(cpuReq*1024/1000, 2)
+	if mem, all := sum(corev1.ResourceMemory, true); all && mem > 0 {
+		r.MemoryLimitInBytes = mem
+	}
+	if cpu, all := sum(corev1.ResourceCPU, true); all && cpu > 0 {
+		r.CpuPeriod = 100000
+		r.CpuQuota = max(cpu*100000/1000, 1000)
+	}
+	return r
 }

@@ -71,6 +71,10 @@ func (a *Agent) podStatus(pod *corev1.Pod, s *syncState) *corev1.PodStatus {
 		status.ContainerStatuses = append(status.ContainerStatuses, a.containerStatus(pod, c, s, false))
 	}
 	status.Phase = podPhase(pod, status)
+	if s.deadline {
+		status.Phase, status.Reason = corev1.PodFailed, "DeadlineExceeded"
+		status.Message = "Pod was active on the node longer than the specified deadline"
+	}
 	initialized := true
 	for i, cs := range status.InitContainerStatuses {
 		if isSidecar(&pod.Spec.InitContainers[i]) {

@@ -99,7 +99,19 @@ func (a *Agent) syncPod(ctx context.Context, pod *corev1.Pod) (time.Duration, *c
 		return 0, nil, nil
 	}
 	s := &syncState{agent: a, pod: pod, st: st}
-	if err := s.run(ctx); err != nil {
+	if s.deadlineExceeded() {
+		// The kubelet's DeadlineExceeded: everything stops, the pod fails.
+		a.recorder.Eventf(pod, corev1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		if pod.Spec.TerminationGracePeriodSeconds != nil {
+			grace = *pod.Spec.TerminationGracePeriodSeconds
+		}
+		a.stopContainers(ctx, pod, st, grace)
+		if s.st, err = a.observe(ctx, pod.UID); err != nil {
+			return 0, nil, err
+		}
+		s.deadline = true
+	} else if err := s.run(ctx); err != nil {
 		s.syncErr = err
 	}
 	a.syncProbes(pod, s.st)
@@ -125,6 +137,8 @@ type syncState struct {
 	phase   corev1.PodPhase
 	// waiting holds why a container is not running, by name.
 	waiting map[string]*corev1.ContainerStateWaiting
+	// deadline is set once activeDeadlineSeconds has run out.
+	deadline bool
 }
 
 func (s *syncState) wakeIn(d time.Duration) {
@@ -303,6 +317,12 @@ func (s *syncState) startContainer(ctx context.Context, c *corev1.Container, vol
 	if err != nil {
 		return nil // the waiting reason says why
 	}
+	if err := s.verifyNonRoot(ctx, c, imageRef); err != nil {
+		s.wait(c.Name, "CreateContainerConfigError", err.Error())
+		a.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		s.wakeIn(10 * time.Second)
+		return nil
+	}
 	cfg, err := a.containerConfig(pod, c, volumes, imageRef, restartCount, s.st.sandboxIP)
 	if err != nil {
 		s.wait(c.Name, "CreateContainerConfigError", err.Error())
@@ -453,29 +473,8 @@ func (a *Agent) terminate(ctx context.Context, pod *corev1.Pod) error {
 // signal and, after grace seconds, SIGKILL), then its sandbox, volumes
 // and files.
 func (a *Agent) killPod(ctx context.Context, uid types.UID, pod *corev1.Pod, grace int64) {
-	st, err := a.observe(ctx, uid)
-	if err == nil {
-		deadline := time.Now().Add(time.Duration(grace) * time.Second)
-		done := make(chan struct{}, len(st.containers))
-		n := 0
-		for name, list := range st.containers {
-			if list[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-				continue
-			}
-			n++
-			go func(name string, c *runtimeapi.ContainerStatus) {
-				defer func() { done <- struct{}{} }()
-				if pod != nil {
-					a.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", name)
-					a.runPreStop(ctx, pod, name, c.Id, deadline)
-				}
-				left := int64(math.Ceil(time.Until(deadline).Seconds()))
-				a.cfg.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: max(left, 0)})
-			}(name, list[0])
-		}
-		for range n {
-			<-done
-		}
+	if st, err := a.observe(ctx, uid); err == nil {
+		a.stopContainers(ctx, pod, st, grace)
 	}
 	a.stopProbes(uid)
 	a.removeSandboxes(ctx, uid)
@@ -507,4 +506,90 @@ func (a *Agent) removeSandboxes(ctx context.Context, uid types.UID) {
 
 func (a *Agent) podDir(uid types.UID) string {
 	return filepath.Join(a.cfg.DataDir, "pods", string(uid))
+}
+
+// verifyNonRoot refuses a container whose runAsNonRoot the user it would
+// run as breaks, with the kubelet's messages.
+func (s *syncState) verifyNonRoot(ctx context.Context, c *corev1.Container, imageRef string) error {
+	pod := s.pod
+	nonRoot, uid := false, (*int64)(nil)
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		if psc.RunAsNonRoot != nil {
+			nonRoot = *psc.RunAsNonRoot
+		}
+		uid = psc.RunAsUser
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+	}
+	if !nonRoot {
+		return nil
+	}
+	if uid == nil {
+		st, err := s.agent.cfg.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
+		if err != nil || st.Image == nil {
+			return fmt.Errorf("container %s: cannot read the image's user to verify runAsNonRoot", c.Name)
+		}
+		if st.Image.Uid == nil {
+			if st.Image.Username != "" {
+				return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)",
+					st.Image.Username, pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")", c.Name)
+			}
+			zero := int64(0) // no user in the image: root
+			uid = &zero
+		} else {
+			uid = &st.Image.Uid.Value
+		}
+	}
+	if *uid == 0 {
+		return fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s)",
+			pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")", c.Name)
+	}
+	return nil
+}
+
+// deadlineExceeded reports a pod past its activeDeadlineSeconds, and
+// otherwise asks to be woken when it will be.
+func (s *syncState) deadlineExceeded() bool {
+	pod := s.pod
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return false
+	}
+	left := time.Until(pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second))
+	if left > 0 {
+		s.wakeIn(left)
+		return false
+	}
+	return true
+}
+
+// stopContainers stops a pod's running containers at once: preStop hooks
+// first, then the stop signal and, when grace seconds have passed, SIGKILL.
+func (a *Agent) stopContainers(ctx context.Context, pod *corev1.Pod, st *podState, grace int64) {
+	deadline := time.Now().Add(time.Duration(grace) * time.Second)
+	done := make(chan struct{}, len(st.containers))
+	n := 0
+	for name, list := range st.containers {
+		if list[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		n++
+		go func(name string, c *runtimeapi.ContainerStatus) {
+			defer func() { done <- struct{}{} }()
+			if pod != nil {
+				a.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", name)
+				a.runPreStop(ctx, pod, name, c.Id, deadline)
+			}
+			left := int64(math.Ceil(time.Until(deadline).Seconds()))
+			a.cfg.Runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: max(left, 0)})
+		}(name, list[0])
+	}
+	for range n {
+		<-done
+	}
 }

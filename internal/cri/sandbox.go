@@ -78,6 +78,13 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if err := writeSandboxFiles(dir, cfg); err != nil {
 		return nil, err
 	}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		// The pod's own cgroup bounds all its containers together.
+		parent := filepath.Dir(cgroupPath(cfg.GetLinux().GetCgroupParent(), id))
+		if err := runtime.SetCgroupLimits(parent, resources(r)); err != nil {
+			return nil, fmt.Errorf("pod cgroup: %w", err)
+		}
+	}
 	spec := pauseSpec(sb, s.pauseRootfs())
 	bundle := filepath.Join(dir, "bundle")
 	if err := writeBundle(bundle, spec); err != nil {

@@ -117,3 +117,22 @@ func RemoveEmptyCgroup(path string) {
 		os.Remove(filepath.Join(d, path)) // fails, harmlessly, when not empty
 	}
 }
+
+// SetCgroupLimits creates the cgroup at path (as in cgroupsPath) if need be
+// and sets its memory and CPU limits: a pod's cgroup, above its containers'.
+func SetCgroupLimits(path string, r *specs.LinuxResources) error {
+	spec := &specs.Spec{Linux: &specs.Linux{CgroupsPath: path, Resources: r}}
+	cg := cgroupConfig("", spec)
+	cg.Resources.SkipDevices = true
+	mgr, err := newCgroupManager(cg, nil)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Apply(-1); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", path, err)
+	}
+	if err := mgr.Set(cg.Resources); err != nil {
+		return fmt.Errorf("set cgroup %s: %w", path, err)
+	}
+	return nil
+}

@@ -60,7 +60,25 @@ func TestPodWaitingReasonsOOMAndLimits(t *testing.T) {
 	limited := shPod("limited", "sleep 3600", corev1.RestartPolicyAlways)
 	limited.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: lim, Requests: lim}
 	createPod(t, c, limited)
+	// Past its activeDeadlineSeconds.
+	late := shPod("late", "sleep 3600", corev1.RestartPolicyAlways)
+	two, one := int64(2), int64(1)
+	late.Spec.ActiveDeadlineSeconds, late.Spec.TerminationGracePeriodSeconds = &two, &one
+	createPod(t, c, late)
+	// runAsNonRoot with an image that runs as root.
+	yes := true
+	rootish := shPod("rootish", "sleep 3600", corev1.RestartPolicyAlways)
+	rootish.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: &yes}
+	createPod(t, c, rootish)
 
+	// CrashLoopBackOff, with a delay that grows: 10s, then 20s.
+	cr := waitPod(t, c, "default", "crash", 30*time.Second, "CrashLoopBackOff", func(p *corev1.Pod) bool { return waiting(p, "CrashLoopBackOff") })
+	if msg := cr.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "back-off 10s") {
+		t.Errorf("first back-off message %q, want back-off 10s", msg)
+	}
+	if cr.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil {
+		t.Errorf("crash: no lastState.terminated: %+v", cr.Status.ContainerStatuses[0])
+	}
 	waitPod(t, c, "default", "nopull", 30*time.Second, "ErrImagePull", func(p *corev1.Pod) bool { return waiting(p, "ErrImagePull") })
 	p := waitPod(t, c, "default", "nopull", 30*time.Second, "ImagePullBackOff", func(p *corev1.Pod) bool { return waiting(p, "ImagePullBackOff") })
 	if p.Status.Phase != corev1.PodPending {
@@ -101,15 +119,20 @@ func TestPodWaitingReasonsOOMAndLimits(t *testing.T) {
 	if !strings.Contains(memPath, "/kubepods/pod"+string(l.UID)+"/") {
 		t.Errorf("container cgroup %s is not under its pod's Guaranteed cgroup", memPath)
 	}
+	podLimit, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", filepath.Dir(memPath), "memory.limit_in_bytes"))
+	if err != nil || strings.TrimSpace(string(podLimit)) != strconv.Itoa(64<<20) {
+		t.Errorf("pod cgroup memory.limit_in_bytes = %s (%v), want %d", podLimit, err, 64<<20)
+	}
 
-	// CrashLoopBackOff, with a delay that grows: 10s, then 20s.
-	cr := waitPod(t, c, "default", "crash", 30*time.Second, "CrashLoopBackOff", func(p *corev1.Pod) bool { return waiting(p, "CrashLoopBackOff") })
-	if msg := cr.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "back-off 10s") {
-		t.Errorf("first back-off message %q, want back-off 10s", msg)
+	lt := waitPod(t, c, "default", "late", 30*time.Second, "Failed by its deadline", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if lt.Status.Reason != "DeadlineExceeded" {
+		t.Errorf("late: reason %q, want DeadlineExceeded", lt.Status.Reason)
 	}
-	if cr.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil {
-		t.Errorf("crash: no lastState.terminated: %+v", cr.Status.ContainerStatuses[0])
+	ro := waitPod(t, c, "default", "rootish", 30*time.Second, "CreateContainerConfigError", func(p *corev1.Pod) bool { return waiting(p, "CreateContainerConfigError") })
+	if msg := ro.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "container has runAsNonRoot and image will run as root") {
+		t.Errorf("rootish: %q", msg)
 	}
+
 	cr = waitPod(t, c, "default", "crash", 30*time.Second, "a longer back-off", func(p *corev1.Pod) bool {
 		return waiting(p, "CrashLoopBackOff") && strings.Contains(p.Status.ContainerStatuses[0].State.Waiting.Message, "back-off 20s")
 	})
