@@ -24,6 +24,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
 	}
 	go a.heartbeat(ctx)
+	go a.rotateLogs(ctx)
 	if a.cfg.KubeletListener != nil {
 		go func() {
 			err := kubeletapi.Serve(ctx, a.cfg.KubeletListener, a.cfg.KubeletTLS, kubeletapi.Config{

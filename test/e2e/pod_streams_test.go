@@ -228,3 +228,27 @@ func TestCrictlListsPodsAndContainersAndExecs(t *testing.T) {
 		t.Errorf("crictl exec: %q", out)
 	}
 }
+
+func TestContainerLogsAreRotatedPastTenMegabytes(t *testing.T) {
+	s, c := startAgentServer(t)
+	createPod(t, c, shPod("chatty", "head -c 12000000 /dev/zero | tr '\\0' x | fold -w 999; while true; do echo after-rotation; sleep 0.2; done", corev1.RestartPolicyAlways))
+	p := waitPod(t, c, "default", "chatty", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	dir := filepath.Join(s.dataDir, "agent", "logs", "default_chatty_"+string(p.UID), "main")
+	eventually(t, 40*time.Second, func() error {
+		files, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+		if len(files) == 0 {
+			return errorf("no rotated log in %s", dir)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error {
+		fi, err := os.Stat(filepath.Join(dir, "0.log"))
+		if err != nil || fi.Size() > 10<<20 {
+			return errorf("current log: %v %v", fi, err)
+		}
+		if out := s.mustKubectl("logs", "chatty", "--tail=1"); out != "after-rotation\n" {
+			return errorf("kubectl logs after rotation: %q", out)
+		}
+		return nil
+	})
+}
