@@ -14,9 +14,9 @@
 // same StateDir) keeps them, and Setup and Teardown are idempotent: the agent
 // can repeat either after a crash.
 //
-// There is no NAT and IP forwarding is left as it is: masquerading traffic
-// that leaves the pod range comes with the nftables work; until then pods
-// reach only the node and each other.
+// Traffic from the pods to anything outside the cluster's pod range is
+// masqueraded (an nftables rule, see masquerade.go); with Config.Forward the
+// node forwards it (net.ipv4.ip_forward=1, put back as it was by Reset).
 //
 // The bridge's traffic passes the host's iptables when br_netfilter is loaded
 // (net.bridge.bridge-nf-call-iptables=1); skiff installs no rules there, so a
@@ -53,6 +53,9 @@ type Config struct {
 	ServiceCIDR *net.IPNet
 	// MTU of the bridge and the veths; 0 means 1500.
 	MTU int
+	// Forward turns on IPv4 forwarding, which pods need to reach beyond
+	// the node; Reset puts back what it was.
+	Forward bool
 }
 
 // Network is the pod network of this node.
@@ -100,6 +103,14 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("set up pod network: %w", err)
 		}
 	}
+	if err := n.ensureMasquerade(); err != nil {
+		return nil, fmt.Errorf("set up pod network: %w", err)
+	}
+	if cfg.Forward {
+		if err := n.enableForwarding(); err != nil {
+			return nil, fmt.Errorf("set up pod network: %w", err)
+		}
+	}
 	return n, nil
 }
 
@@ -126,7 +137,7 @@ func (n *Network) Reset() error {
 	if err := os.Remove(n.cfg.NetnsDir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("reset pod network: %w", err))
 	}
-	errs = append(errs, n.deleteBridge())
+	errs = append(errs, n.deleteBridge(), n.deleteMasquerade(), n.restoreForwarding())
 	for _, dst := range n.blackholes() {
 		errs = append(errs, deleteBlackhole(dst))
 	}

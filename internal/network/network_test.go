@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -100,6 +101,8 @@ func cleanUp(t *testing.T, cfg Config) {
 			netlink.RouteDel(&netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Table: unix.RT_TABLE_MAIN})
 		}
 	}
+	(&Network{cfg: cfg}).deleteMasquerade()
+	(&Network{cfg: cfg}).restoreForwarding()
 }
 
 func newNetwork(t *testing.T, cfg Config) *Network {
@@ -517,5 +520,50 @@ func TestNewOnAChangedPodCIDRMovesTheGatewayOrRefuses(t *testing.T) {
 	want := fmt.Sprintf("10.199.%d.1/24", moved.PodCIDR.IP[2])
 	if len(addrs) != 1 || addrs[0].IPNet.String() != want {
 		t.Errorf("bridge addresses %v, want only %s", addrs, want)
+	}
+}
+
+// TestPodTrafficLeavingThePodRangeIsMasqueraded sends a pod's connection
+// to an "outside" that is a network namespace the test makes (a veth from
+// the host): it arrives from the host's address there, not the pod's.
+func TestPodTrafficLeavingThePodRangeIsMasqueraded(t *testing.T) {
+	cfg := testConfig(t, 24)
+	cfg.Forward = true
+	n := newNetwork(t, cfg)
+	pod := setup(t, n, "pod-out")
+	suffix := make([]byte, 2)
+	rand.Read(suffix)
+	name := "skto" + hex.EncodeToString(suffix)
+	host, outside := "vh"+hex.EncodeToString(suffix), "vo"+hex.EncodeToString(suffix)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	ip("netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run(); exec.Command("ip", "link", "del", host).Run() })
+	ip("link", "add", host, "type", "veth", "peer", "name", outside)
+	ip("link", "set", outside, "netns", name)
+	ip("addr", "add", "192.168.251.2/30", "dev", host)
+	ip("link", "set", host, "up")
+	ip("-n", name, "addr", "add", "192.168.251.1/30", "dev", outside)
+	ip("-n", name, "link", "set", outside, "up")
+	var ln net.Listener
+	if err := inNetns("/run/netns/"+name, func() (err error) {
+		ln, err = net.Listen("tcp4", "192.168.251.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if peer := exchange(t, ln, dialFromPod(pod, ln)); !peer.Equal(net.IPv4(192, 168, 251, 2)) {
+		t.Errorf("outside saw %s, want the host's 192.168.251.2 (the pod is %s)", peer, pod.IP)
+	}
+	// Between pods the source stays the pod's own.
+	b := setup(t, n, "pod-b")
+	lnB := listen(t, b)
+	if peer := exchange(t, lnB, dialFromPod(pod, lnB)); !peer.Equal(pod.IP) {
+		t.Errorf("pod b saw %s, want pod a's own %s", peer, pod.IP)
 	}
 }

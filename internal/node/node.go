@@ -91,6 +91,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, creds Cre
 		StateDir:    filepath.Join(agentDir, "network"),
 		NetnsDir:    filepath.Join(cfg.RunDir, "netns"),
 		Bridge:      cfg.Bridge,
+		Forward:     true, // pods reach beyond the node, masqueraded
 		ClusterCIDR: ipNet(cfg.ClusterCIDR.String()),
 		ServiceCIDR: ipNet(cfg.ServiceCIDR.String()),
 	}
