@@ -77,6 +77,9 @@ func containerSpec(c *container, sb *sandbox, pausePid int, rootfs string, img *
 		// A non-root process keeps no effective capabilities, as with Docker.
 		p.Capabilities.Effective, p.Capabilities.Permitted = nil, nil
 	}
+	if spec.Linux.Seccomp, err = seccompProfile(sc, caps); err != nil {
+		return nil, err
+	}
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		if r.OomScoreAdj != 0 {
 			adj := int(r.OomScoreAdj)

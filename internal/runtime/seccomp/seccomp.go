@@ -2,54 +2,62 @@
 // runs in skiff-runtime, so that the processes behind each container only
 // install the finished program and need not link the compiler (whose
 // syscall tables take a quarter of a millisecond to initialise).
+//
+// The program checks the architecture (calls through another ABI, such as
+// x32 or int 0x80 on x86_64, fail with ENOSYS), then tries the spec's rules
+// in order, one block per syscall of a rule: the first rule whose syscall
+// and argument conditions (all of them) match decides; otherwise the
+// default action does. Every block that follows one which loaded an
+// argument loads the syscall number again, so a condition that fails can
+// never leave a stray value for the next block to compare.
 package seccomp
 
 import (
 	"fmt"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// action translates an OCI action; errno is the errnoRet to return.
-func action(a specs.LinuxSeccompAction, errno *uint) (seccomp.Action, error) {
-	e := uint(unix.EPERM)
+// Offsets in struct seccomp_data.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// action translates an OCI action to a seccomp return value; errno is the
+// errnoRet to return.
+func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
+	e := uint32(unix.EPERM)
 	if errno != nil {
-		e = *errno
+		e = uint32(*errno)
 	}
 	switch a {
 	case specs.ActAllow:
-		return seccomp.ActionAllow, nil
+		return unix.SECCOMP_RET_ALLOW, nil
 	case specs.ActErrno:
-		return seccomp.Action(uint32(seccomp.ActionErrno) | uint32(e&0xffff)), nil
+		return unix.SECCOMP_RET_ERRNO | e&unix.SECCOMP_RET_DATA, nil
 	case specs.ActKill, specs.ActKillThread:
-		return seccomp.ActionKillThread, nil
+		return unix.SECCOMP_RET_KILL_THREAD, nil
 	case specs.ActKillProcess:
-		return seccomp.ActionKillProcess, nil
+		return unix.SECCOMP_RET_KILL_PROCESS, nil
 	case specs.ActTrap:
-		return seccomp.ActionTrap, nil
+		return unix.SECCOMP_RET_TRAP, nil
 	case specs.ActLog:
-		return seccomp.ActionLog, nil
+		return unix.SECCOMP_RET_LOG, nil
 	case specs.ActTrace:
 		// No tracer is attached: behave as the kernel does, ENOSYS.
-		return seccomp.Action(uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)), nil
+		return unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS), nil
 	}
 	return 0, fmt.Errorf("seccomp action %q is not supported", a)
 }
 
-var operators = map[specs.LinuxSeccompOperator]seccomp.Operation{
-	specs.OpEqualTo: seccomp.Equal, specs.OpNotEqual: seccomp.NotEqual,
-	specs.OpGreaterThan: seccomp.GreaterThan, specs.OpLessThan: seccomp.LessThan,
-	specs.OpGreaterEqual: seccomp.GreaterOrEqual, specs.OpLessEqual: seccomp.LessOrEqual,
-}
-
 // Compile turns the spec's filter into a BPF program for this machine's
-// architecture (nil when the spec has none). Calls made through another
-// architecture's ABI fail with ENOSYS: the spec's architectures list is not
-// honoured beyond the native one.
+// architecture (nil when the spec has none). The spec's architectures
+// list is not honoured beyond the native one.
 func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if s == nil {
 		return nil, nil
@@ -62,75 +70,52 @@ func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The library accepts only plain actions as the default; an errno
-	// default is patched in after assembly.
-	placeholder := def
-	if uint32(def)&unix.SECCOMP_RET_ACTION_FULL == uint32(seccomp.ActionErrno) {
-		placeholder = seccomp.ActionErrno
+	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	var p program
+	p.emit(bpf.LoadAbsolute{Off: offArch, Size: 4})
+	p.jump(bpf.JumpEqual, uint32(info.ID), "", "foreign")
+	p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+	if info.ID == arch.X86_64.ID {
+		// x32 calls carry bit 30 in their number.
+		p.jump(bpf.JumpGreaterOrEqual, uint32(arch.X32.SeccompMask), "foreign", "")
 	}
-	policy := seccomp.Policy{DefaultAction: placeholder}
-	for _, rule := range s.Syscalls {
+	nrLoaded := true
+	for i, rule := range s.Syscalls {
 		act, err := action(rule.Action, rule.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
-		g := seccomp.SyscallGroup{Action: act}
-		for _, name := range rule.Names {
-			// Syscalls this architecture lacks are skipped, as runc does.
-			if _, ok := info.SyscallNames[name]; !ok {
-				continue
+		for j, name := range rule.Names {
+			nr, ok := info.SyscallNames[name]
+			if !ok {
+				continue // a syscall this architecture lacks is skipped, as runc does
 			}
-			if len(rule.Args) == 0 {
-				g.Names = append(g.Names, name)
-				continue
+			next := fmt.Sprintf("next-%d-%d", i, j)
+			if !nrLoaded {
+				p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+				nrLoaded = true
 			}
-			var conds seccomp.ArgumentConditions
+			p.jump(bpf.JumpEqual, uint32(nr), "", next)
 			for _, a := range rule.Args {
-				if a.Op == specs.OpMaskedEqual {
-					// (arg & value) == valueTwo; with valueTwo 0 that is
-					// "none of the mask's bits set" (Docker's clone rule).
-					if a.ValueTwo != 0 {
-						return nil, fmt.Errorf("seccomp SCMP_CMP_MASKED_EQ with a non-zero value is not supported")
-					}
-					conds = append(conds, seccomp.Condition{Argument: uint32(a.Index), Operation: seccomp.BitsNotSet, Value: a.Value})
-					continue
+				if err := p.condition(a, next); err != nil {
+					return nil, err
 				}
-				op, ok := operators[a.Op]
-				if !ok {
-					return nil, fmt.Errorf("seccomp operator %q is not supported", a.Op)
-				}
-				conds = append(conds, seccomp.Condition{Argument: uint32(a.Index), Operation: op, Value: a.Value})
+				nrLoaded = false
 			}
-			g.NamesWithCondtions = append(g.NamesWithCondtions, seccomp.NameWithConditions{Name: name, Conditions: conds})
-		}
-		if len(g.Names)+len(g.NamesWithCondtions) > 0 {
-			policy.Syscalls = append(policy.Syscalls, g)
+			p.emit(bpf.RetConstant{Val: act})
+			p.label(next)
 		}
 	}
-	if len(policy.Syscalls) == 0 {
-		// Nothing but the default: a group that never matches keeps the
-		// library's validation happy.
-		policy.Syscalls = []seccomp.SyscallGroup{{Names: []string{"getpid"}, Action: def}}
-	}
-	insts, err := policy.Assemble()
+	p.emit(bpf.RetConstant{Val: def})
+	p.label("foreign")
+	p.emit(bpf.RetConstant{Val: enosys})
+	insts, err := p.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
+		return nil, err
 	}
-	if placeholder != def {
-		for i, in := range insts {
-			if r, ok := in.(bpf.RetConstant); ok && r.Val == uint32(placeholder) {
-				insts[i] = bpf.RetConstant{Val: uint32(def)}
-			}
-		}
+	if len(insts) > 4096 {
+		return nil, fmt.Errorf("seccomp filter of %d instructions is longer than the kernel's 4096", len(insts))
 	}
-	// Calls from another architecture's ABI (32-bit int 0x80 on x86_64)
-	// would otherwise take the default action and skip every rule: they
-	// fail with ENOSYS instead.
-	insts = append([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
-		bpf.RetConstant{Val: uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)},
-	}, insts...)
 	raw, err := bpf.Assemble(insts)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
@@ -140,4 +125,175 @@ func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	return filter, nil
+}
+
+// condition emits the check of one argument, falling through when it
+// holds and jumping to fail when not. A 64-bit argument is compared as its
+// high then its low half (little-endian seccomp_data).
+func (p *program) condition(a specs.LinuxSeccompArg, fail string) error {
+	if a.Index > 5 {
+		return fmt.Errorf("seccomp argument index %d is out of range", a.Index)
+	}
+	lo := uint32(offArgs + 8*a.Index)
+	hi := lo + 4
+	vHi, vLo := uint32(a.Value>>32), uint32(a.Value)
+	pass := p.newLabel()
+	loadHi := func() { p.emit(bpf.LoadAbsolute{Off: hi, Size: 4}) }
+	loadLo := func() { p.emit(bpf.LoadAbsolute{Off: lo, Size: 4}) }
+	switch a.Op {
+	case specs.OpEqualTo:
+		loadHi()
+		p.jump(bpf.JumpEqual, vHi, "", fail)
+		loadLo()
+		p.jump(bpf.JumpEqual, vLo, "", fail)
+	case specs.OpNotEqual:
+		loadHi()
+		p.jump(bpf.JumpEqual, vHi, "", pass)
+		loadLo()
+		p.jump(bpf.JumpEqual, vLo, fail, "")
+	case specs.OpMaskedEqual:
+		// (arg & value) == valueTwo
+		mHi, mLo := uint32(a.Value>>32), uint32(a.Value)
+		wHi, wLo := uint32(a.ValueTwo>>32), uint32(a.ValueTwo)
+		loadHi()
+		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mHi})
+		p.jump(bpf.JumpEqual, wHi, "", fail)
+		loadLo()
+		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mLo})
+		p.jump(bpf.JumpEqual, wLo, "", fail)
+	case specs.OpGreaterThan, specs.OpGreaterEqual:
+		loadHi()
+		p.jump(bpf.JumpGreaterThan, vHi, pass, "")
+		p.jump(bpf.JumpEqual, vHi, "", fail)
+		loadLo()
+		cond := bpf.JumpGreaterThan
+		if a.Op == specs.OpGreaterEqual {
+			cond = bpf.JumpGreaterOrEqual
+		}
+		p.jump(cond, vLo, "", fail)
+	case specs.OpLessThan, specs.OpLessEqual:
+		loadHi()
+		p.jump(bpf.JumpGreaterThan, vHi, fail, "")
+		p.jump(bpf.JumpEqual, vHi, "", pass)
+		loadLo()
+		cond := bpf.JumpGreaterOrEqual // lo < v fails when lo >= v
+		if a.Op == specs.OpLessEqual {
+			cond = bpf.JumpGreaterThan
+		}
+		p.jump(cond, vLo, fail, "")
+	default:
+		return fmt.Errorf("seccomp operator %q is not supported", a.Op)
+	}
+	p.label(pass)
+	return nil
+}
+
+// program is a BPF program with labelled forward jumps.
+type program struct {
+	insts  []instruction
+	labels map[string]int
+	n      int
+}
+
+type instruction struct {
+	in          bpf.Instruction
+	cond        bpf.JumpTest
+	val         uint32
+	onTrue      string // "" falls through
+	onFalse     string
+	conditional bool
+}
+
+func (p *program) emit(in bpf.Instruction) { p.insts = append(p.insts, instruction{in: in}) }
+
+func (p *program) jump(cond bpf.JumpTest, val uint32, onTrue, onFalse string) {
+	p.insts = append(p.insts, instruction{cond: cond, val: val, onTrue: onTrue, onFalse: onFalse, conditional: true})
+}
+
+func (p *program) newLabel() string {
+	p.n++
+	return fmt.Sprintf("l%d", p.n)
+}
+
+func (p *program) label(name string) {
+	if p.labels == nil {
+		p.labels = map[string]int{}
+	}
+	p.labels[name] = len(p.insts)
+}
+
+// resolve turns the labels into skips; a jump too far for BPF's 8-bit
+// skips gets an unconditional jump to reach it.
+func (p *program) resolve() ([]bpf.Instruction, error) {
+	// Far targets are rare (only "foreign", from the top): they are
+	// reached through a trampoline right after the jump.
+	var out []bpf.Instruction
+	pos := make([]int, len(p.insts)+1) // instruction index → output index
+	// First pass: lay out, counting trampolines.
+	for i, in := range p.insts {
+		pos[i] = len(out)
+		out = append(out, nil)
+		if in.conditional && (in.onTrue == "foreign" || in.onFalse == "foreign") {
+			out = append(out, nil) // room for the trampoline
+		}
+	}
+	pos[len(p.insts)] = len(out)
+	target := func(name string, from int) (int, error) {
+		if name == "" {
+			return 0, nil
+		}
+		idx, ok := p.labels[name]
+		if !ok {
+			return 0, fmt.Errorf("seccomp: unknown label %s", name)
+		}
+		return pos[idx] - from - 1, nil
+	}
+	for i, in := range p.insts {
+		at := pos[i]
+		if !in.conditional {
+			out[at] = in.in
+			continue
+		}
+		far := in.onTrue == "foreign" || in.onFalse == "foreign"
+		skip := func(name string) (uint8, error) {
+			if name == "" || name == "foreign" {
+				return 0, nil // falls through, or goes by the trampoline
+			}
+			d, err := target(name, at)
+			if err != nil {
+				return 0, err
+			}
+			if far {
+				d-- // the trampoline sits in between
+			}
+			if d < 0 || d > 255 {
+				return 0, fmt.Errorf("seccomp: jump of %d instructions (to %s from %d)", d, name, at)
+			}
+			return uint8(d), nil
+		}
+		t, err := skip(in.onTrue)
+		if err != nil {
+			return nil, err
+		}
+		f, err := skip(in.onFalse)
+		if err != nil {
+			return nil, err
+		}
+		if far {
+			// The trampoline follows: the "foreign" side goes to it (skip 0),
+			// the other side skips over it.
+			if in.onTrue == "foreign" {
+				t, f = 0, f+1
+			} else {
+				f, t = 0, t+1
+			}
+			d, err := target("foreign", at+1)
+			if err != nil {
+				return nil, err
+			}
+			out[at+1] = bpf.Jump{Skip: uint32(d)}
+		}
+		out[at] = bpf.JumpIf{Cond: in.cond, Val: in.val, SkipTrue: t, SkipFalse: f}
+	}
+	return out, nil
 }
