@@ -1,7 +1,8 @@
 // Package admission changes and checks objects on their way into the store,
 // after validation: the namespace lifecycle (no content in missing or
-// terminating namespaces), the pod's default service account, and the
-// allocation of Service cluster IPs and node ports. PodPreset injection joins it with the workloads issue.
+// terminating namespaces), the ServiceAccount plugin (a pod's service
+// account and its API credentials volume), and the allocation of Service
+// cluster IPs and node ports. PodPreset injection joins it with the workloads issue.
 package admission
 
 import (
@@ -31,8 +32,9 @@ type Store interface {
 
 // Chain is skiff's admission: every plugin in order.
 type Chain struct {
-	store    Store
-	services *serviceIPs
+	store           Store
+	serviceAccounts *serviceAccounts
+	services        *serviceIPs
 }
 
 var _ apiserver.Admission = (*Chain)(nil)
@@ -40,7 +42,7 @@ var _ apiserver.Admission = (*Chain)(nil)
 // New returns the admission chain. serviceCIDR is the range cluster IPs
 // come from.
 func New(st Store, serviceCIDR netip.Prefix) *Chain {
-	return &Chain{store: st, services: &serviceIPs{store: st, cidr: serviceCIDR, reserved: map[netip.Addr]bool{}, reservedPorts: map[int32]bool{}}}
+	return &Chain{store: st, serviceAccounts: newServiceAccounts(st), services: &serviceIPs{store: st, cidr: serviceCIDR, reserved: map[netip.Addr]bool{}, reservedPorts: map[int32]bool{}}}
 }
 
 // Admit implements apiserver.Admission.
@@ -50,10 +52,10 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 			return err
 		}
 	}
-	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create && pod.Spec.ServiceAccountName == "" {
-		// The ServiceAccount admission plugin's default.
-		pod.Spec.ServiceAccountName = "default"
-		pod.Spec.DeprecatedServiceAccount = "default"
+	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create {
+		if err := c.serviceAccounts.admit(ctx, pod); err != nil {
+			return err
+		}
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		var oldSvc *corev1.Service

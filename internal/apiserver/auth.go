@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -22,7 +23,8 @@ func UserFrom(ctx context.Context) (User, bool) {
 var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true, "/version/": true}
 
 // authenticate accepts a client certificate signed by the cluster CA (the
-// TLS layer verified it) or a known bearer token; anything else gets 401.
+// TLS layer verified it), a known bearer token or a service account token
+// this server signed; anything else gets 401.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, ok := s.userOf(r); ok {
@@ -50,6 +52,13 @@ func (s *Server) userOf(r *http.Request) (User, bool) {
 				u.Groups = append([]string{"system:authenticated"}, u.Groups...)
 				return u, true
 			}
+		}
+		u, err := s.serviceAccountUser(r.Context(), tok)
+		if err == nil {
+			return u, true
+		}
+		if !errors.Is(err, errNotServiceAccountToken) {
+			s.log.Debug("service account token refused", "err", err)
 		}
 	}
 	return User{}, false

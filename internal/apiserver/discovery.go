@@ -56,6 +56,8 @@ func subresourcesOf(r *registry.Resource) []subresource {
 		)
 	case "namespaces":
 		subs = append(subs, subresource{"finalize", gvk, []string{"update"}})
+	case "serviceaccounts":
+		subs = append(subs, subresource{"token", metav1.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}, []string{"create"}})
 	}
 	return subs
 }

@@ -156,6 +156,10 @@ func (s *Server) dispatch(q *request) error {
 		if q.res.Resource == "pods" && ri.Verb == "create" {
 			return s.evictPod(q)
 		}
+	case "token":
+		if q.res.Group == "" && q.res.Resource == "serviceaccounts" && ri.Verb == "create" {
+			return s.serviceAccountToken(q)
+		}
 	case "finalize":
 		if q.res.Resource == "namespaces" && ri.Verb == "update" {
 			return s.update(q, "finalize")

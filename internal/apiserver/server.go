@@ -1,12 +1,14 @@
 // Package apiserver serves the Kubernetes API over HTTPS on top of the store:
 // routing, discovery, OpenAPI, the REST verbs, patch types, watch streaming,
-// Table printing and authentication; pod logs and streams are proxied to
-// the node agents. What is particular to one resource
-// comes from the registry package; objects live in the store.
+// Table printing and authentication (client certificates, static bearer
+// tokens and the service account tokens it signs for serviceaccounts/token);
+// pod logs and streams are proxied to the node agents. What is particular to
+// one resource comes from the registry package; objects live in the store.
 package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -42,6 +44,14 @@ type Config struct {
 	TLS *tls.Config
 	// Tokens maps bearer tokens to the users they authenticate.
 	Tokens map[string]User
+	// ServiceAccountKey signs the tokens serviceaccounts/token issues and
+	// verifies the service account tokens clients present: an RSA key
+	// signs with RS256, an ECDSA key with ES256, ES384 or ES512 by its
+	// curve. Nil issues and accepts none.
+	ServiceAccountKey crypto.Signer
+	// ServiceAccountIssuer is the tokens' iss claim and the API server's
+	// audience; empty means DefaultServiceAccountIssuer.
+	ServiceAccountIssuer string
 	// Version is reported by /version.
 	Version version.Info
 	// Admission runs on creates and updates; nil means none.
@@ -91,6 +101,10 @@ const (
 type User struct {
 	Name   string
 	Groups []string
+	// UID and Extra are set for service accounts, as Kubernetes does: the
+	// account's UID, and the pod, node and credential ID a token is bound to.
+	UID   string
+	Extra map[string][]string
 }
 
 // Server is the API server.
@@ -105,6 +119,9 @@ type Server struct {
 	discovery *discoveryDocs
 	// kubelet reaches node agents; nil when KubeletTLS is.
 	kubelet *http.Transport
+	// tokens issues and verifies service account tokens; nil when
+	// ServiceAccountKey is.
+	tokens *tokenIssuer
 }
 
 // New returns an API server over the store for the given resources.
@@ -119,6 +136,18 @@ func New(cfg Config, st *store.Store, resources []*registry.Resource) *Server {
 		s.resources[r.GroupVersionResource] = r
 	}
 	s.discovery = buildDiscovery(resources)
+	if cfg.ServiceAccountKey != nil {
+		issuer := cfg.ServiceAccountIssuer
+		if issuer == "" {
+			issuer = DefaultServiceAccountIssuer
+		}
+		tokens, err := newTokenIssuer(cfg.ServiceAccountKey, issuer)
+		if err != nil {
+			// serviceaccounts/token then answers 503 and no token is accepted.
+			log.Error("service account tokens disabled", "err", err)
+		}
+		s.tokens = tokens
+	}
 	return s
 }
 

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -62,6 +63,8 @@ type credentials struct {
 	// kubeletServing is this machine's agent's serving certificate.
 	kubeletClient  pki.Pair
 	kubeletServing pki.Pair
+	// serviceAccountKey signs service account tokens.
+	serviceAccountKey crypto.Signer
 }
 
 func ensureCredentials(cfg Config) (*credentials, error) {
@@ -114,6 +117,9 @@ func ensureCredentials(cfg Config) (*credentials, error) {
 	}
 	if c.kubeletServing, err = serverCA.EnsureServing(dir, "serving-kubelet", kubeletSANs); err != nil {
 		return nil, err
+	}
+	if c.serviceAccountKey, err = apiserver.LoadOrCreateServiceAccountKey(filepath.Join(dir, "service-account.key")); err != nil {
+		return nil, fmt.Errorf("service account key: %w", err)
 	}
 	return c, nil
 }
@@ -227,6 +233,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Metrics:    m.Handler(),
 		Observer:   m,
 		Log:        log.With("component", "apiserver"),
+
+		// Signs and verifies service account tokens (serviceaccounts/token).
+		ServiceAccountKey: creds.serviceAccountKey,
 	}, st, resources)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -15,7 +15,7 @@ import (
 // container, what the pod spec asks for: environment from values,
 // ConfigMaps, Secrets and the downward API; configMap, secret and
 // downwardAPI volumes, subPath and readOnly mounts; the user; a read-only
-// root; the hostname and /etc/hosts.
+// root; the hostname and /etc/hosts; the service account token volume.
 func TestPodConfigurationReachesTheContainer(t *testing.T) {
 	s, c := startAgentServer(t)
 	ctx := context.Background()
@@ -35,6 +35,7 @@ func TestPodConfigurationReachesTheContainer(t *testing.T) {
 		`echo "id=$(id -u)"`,
 		`touch /rootfs-write 2>/dev/null && echo root=rw || echo root=ro`,
 		`touch /config/x 2>/dev/null && echo config=rw || echo config=ro`,
+		`sa=/var/run/secrets/kubernetes.io/serviceaccount; echo "sa=$(cat $sa/namespace)/$(head -c 3 $sa/token)/$(grep -c BEGIN $sa/ca.crt)"`,
 		`echo "host=$(hostname)"; grep -c "$(hostname)" /etc/hosts`,
 		`sleep 3600`,
 	}, "; ")
@@ -85,6 +86,7 @@ func TestPodConfigurationReachesTheContainer(t *testing.T) {
 		"root=ro\n",
 		"config=ro\n",
 		"host=configured\n1\n",
+		"sa=default/eyJ/1\n", // the service account's namespace, a JWT, the cluster CA
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("container output lacks %q:\n%s", want, out)
