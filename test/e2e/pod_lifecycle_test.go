@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -167,10 +168,23 @@ func TestProbes(t *testing.T) {
 	slow.Spec.Containers[0].StartupProbe = startup
 	createPod(t, c, slow)
 
-	p := waitPod(t, c, "default", "dies", 30*time.Second, "a liveness restart", func(p *corev1.Pod) bool {
+	// httpGet readiness (the page appears after 2s) and tcpSocket liveness.
+	web := shPod("webready", "mkdir -p /www; httpd -p 8080 -h /www; sleep 2; echo ok > /www/ready; sleep 3600", corev1.RestartPolicyAlways)
+	web.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1}
+	web.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1, InitialDelaySeconds: 1}
+	createPod(t, c, web)
+	waitPod(t, c, "default", "dies", 30*time.Second, "a liveness restart", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
-	_ = p
+	w := waitPod(t, c, "default", "webready", 30*time.Second, "Ready through its httpGet probe", podReady)
+	if n := w.Status.ContainerStatuses[0].RestartCount; n != 0 {
+		t.Errorf("webready: restartCount %d: its tcpSocket liveness probe failed", n)
+	}
+	if time.Since(w.Status.StartTime.Time) < 2*time.Second {
+		t.Errorf("webready was Ready before its page existed")
+	}
 	s := waitPod(t, c, "default", "slow", 30*time.Second, "Ready", podReady)
 	if n := s.Status.ContainerStatuses[0].RestartCount; n != 0 {
 		t.Errorf("slow: restartCount = %d, want 0 (the startup probe holds liveness back)", n)
