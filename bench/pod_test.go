@@ -116,9 +116,11 @@ func deletePods(b *testing.B, c kubernetes.Interface) {
 	b.Fatal("pods not gone in 60s")
 }
 
-// podProcessesRSS sums the resident memory of the processes behind pods:
-// shims (skiff-shim) and pause processes.
-func podProcessesRSS() (kb float64, count int) {
+// podProcessesMemory sums the memory of the processes behind pods, shims
+// (skiff-shim) and pause processes: resident (RSS, counting the pages they
+// share, such as skiff-init's code, once per process) and proportional
+// (PSS, shared pages split between their users: what they really cost).
+func podProcessesMemory() (rssKB, pssKB float64, count int) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -130,16 +132,23 @@ func podProcessesRSS() (kb float64, count int) {
 		if len(args) == 0 || (args[0] != "skiff-shim" && args[0] != "/pause") {
 			continue
 		}
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				kb += v
+		rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		for _, line := range strings.Split(string(rollup), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "Rss:":
+				rssKB += v
 				count++
+			case "Pss:":
+				pssKB += v
 			}
 		}
 	}
-	return kb, count
+	return rssKB, pssKB, count
 }
 
 // BenchmarkPodStartup measures create-to-Running latency (as a watch sees
@@ -168,9 +177,10 @@ func BenchmarkPodStartup(b *testing.B) {
 			b.ReportMetric(ms(percentile(lat, 99)), fmt.Sprintf("ms-p99-%d-pods", n))
 			if n == 100 {
 				time.Sleep(2 * time.Second) // let the server settle
-				kb, procs := podProcessesRSS()
+				rss, pss, procs := podProcessesMemory()
 				grew := p.rssKB(b) - idle
-				b.ReportMetric(kb/float64(n)/1024, "MiB-shim+pause/pod")
+				b.ReportMetric(rss/float64(n)/1024, "MiB-RSS-shims+pause/pod")
+				b.ReportMetric(pss/float64(n)/1024, "MiB-PSS-shims+pause/pod")
 				b.ReportMetric(grew/float64(n)/1024, "MiB-server/pod")
 				b.ReportMetric(float64(procs), "processes")
 			}
