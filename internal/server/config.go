@@ -31,6 +31,8 @@ type Config struct {
 	NodeIP   netip.Addr
 	// DisableAgent runs no node agent on this machine.
 	DisableAgent bool
+	// DisableScheduler runs no scheduler in this server (k3s's flag).
+	DisableScheduler bool
 	// CompactionInterval is how often etcd history is compacted.
 	CompactionInterval time.Duration
 	// RunDir holds the agent's runtime state and pinned network

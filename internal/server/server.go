@@ -35,11 +35,13 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/etcd"
+	"github.com/skiff-sh/skiff/internal/events"
 	"github.com/skiff-sh/skiff/internal/metrics"
 	"github.com/skiff-sh/skiff/internal/node"
 	"github.com/skiff-sh/skiff/internal/openapi"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/scheduler"
 	"github.com/skiff-sh/skiff/internal/store"
 	"github.com/skiff-sh/skiff/internal/version"
 )
@@ -286,8 +288,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cg.Go(func() error { return sac.Run(cctx) })
 		cg.Go(func() error { return gc.Run(cctx) })
 		ipam := nodeipam.New(client, factory, cfg.ClusterCIDR, log.With("controller", "nodeipam"))
+		schedEvents := events.NewRecorder(cctx, client, scheduler.Name)
+		defer schedEvents.Shutdown()
+		sched := scheduler.New(client, factory, schedEvents, log.With("component", "scheduler"))
 		factory.Start(cctx.Done())
 		cg.Go(func() error { return ipam.Run(cctx) })
+		if !cfg.DisableScheduler {
+			cg.Go(func() error { return sched.Run(cctx) })
+		}
 		if !cfg.DisableAgent {
 			cg.Go(func() error {
 				if err := runNode(cctx, cfg, client, creds, log.With("component", "agent")); err != nil {

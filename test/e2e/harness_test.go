@@ -125,7 +125,9 @@ func (s *server) start() {
 	args := []string{"server", "--data-dir", s.dataDir, "--bind-address", "127.0.0.1",
 		"--https-listen-port", strconv.Itoa(s.port)}
 	if !s.withAgent {
-		args = append(args, "--disable-agent")
+		// The API's own tests bind pods themselves and watch every change
+		// of them: no agent, and no scheduler to race them.
+		args = append(args, "--disable-agent", "--disable-scheduler")
 	}
 	args = append(args, s.args...)
 	s.cmd = exec.Command(skiffBin, args...)

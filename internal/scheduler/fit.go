@@ -1,0 +1,287 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// requests are what a pod asks for, in the units kube-scheduler compares.
+type requests struct {
+	milliCPU, memory, ephemeral int64
+	pods                        int64
+	hostPorts                   map[string]bool // "proto/ip/port"
+}
+
+// podRequests is the pod's effective request, as Kubernetes computes it:
+// the larger of its biggest init container (with the sidecars started
+// before it) and the sum of its app containers and sidecars, plus overhead.
+func podRequests(pod *corev1.Pod) requests {
+	get := func(c *corev1.Container) (int64, int64, int64) {
+		r := c.Resources.Requests
+		return r.Cpu().MilliValue(), r.Memory().Value(), r.StorageEphemeral().Value()
+	}
+	var app [3]int64
+	for i := range pod.Spec.Containers {
+		c, m, e := get(&pod.Spec.Containers[i])
+		app[0], app[1], app[2] = app[0]+c, app[1]+m, app[2]+e
+	}
+	var sidecars, initMax [3]int64
+	for i := range pod.Spec.InitContainers {
+		ic := &pod.Spec.InitContainers[i]
+		c, m, e := get(ic)
+		if ic.RestartPolicy != nil && *ic.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecars[0], sidecars[1], sidecars[2] = sidecars[0]+c, sidecars[1]+m, sidecars[2]+e
+			continue
+		}
+		initMax[0] = max(initMax[0], sidecars[0]+c)
+		initMax[1] = max(initMax[1], sidecars[1]+m)
+		initMax[2] = max(initMax[2], sidecars[2]+e)
+	}
+	r := requests{pods: 1, hostPorts: map[string]bool{}}
+	r.milliCPU = max(app[0]+sidecars[0], initMax[0])
+	r.memory = max(app[1]+sidecars[1], initMax[1])
+	r.ephemeral = max(app[2]+sidecars[2], initMax[2])
+	r.milliCPU += pod.Spec.Overhead.Cpu().MilliValue()
+	r.memory += pod.Spec.Overhead.Memory().Value()
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, p := range c.Ports {
+			if p.HostPort > 0 {
+				r.hostPorts[portKey(p)] = true
+			}
+		}
+	}
+	return r
+}
+
+func portKey(p corev1.ContainerPort) string {
+	proto := p.Protocol
+	if proto == "" {
+		proto = corev1.ProtocolTCP
+	}
+	return fmt.Sprintf("%s/%d", proto, p.HostPort)
+}
+
+// nodeUsage adds up the requests of the pods bound to each node (or just
+// bound here, assumed) that have not finished.
+func nodeUsage(pods []*corev1.Pod, assumed map[string]string) map[string]*requests {
+	usage := map[string]*requests{}
+	for _, p := range pods {
+		node := p.Spec.NodeName
+		if node == "" {
+			node = assumed[string(p.UID)]
+		}
+		if node == "" || isTerminal(p) {
+			continue
+		}
+		u := usage[node]
+		if u == nil {
+			u = &requests{hostPorts: map[string]bool{}}
+			usage[node] = u
+		}
+		r := podRequests(p)
+		u.milliCPU += r.milliCPU
+		u.memory += r.memory
+		u.ephemeral += r.ephemeral
+		u.pods++
+		for k := range r.hostPorts {
+			u.hostPorts[k] = true
+		}
+	}
+	return usage
+}
+
+// filter returns why the pod cannot go to node, in kube-scheduler's words
+// (as counted in its "0/N nodes are available" message), or "".
+func filter(pod *corev1.Pod, node *corev1.Node, used *requests) string {
+	if used == nil {
+		used = &requests{hostPorts: map[string]bool{}}
+	}
+	if node.Spec.Unschedulable && !tolerates(pod, corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}) {
+		return "node(s) were unschedulable"
+	}
+	if !ready(node) && !tolerates(pod, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}) {
+		return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+	}
+	for _, t := range node.Spec.Taints {
+		if (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute) && !tolerates(pod, t) {
+			return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
+		}
+	}
+	if !matchesSelector(pod, node) {
+		return "node(s) didn't match Pod's node affinity/selector"
+	}
+	want := podRequests(pod)
+	alloc := node.Status.Allocatable
+	switch {
+	case used.pods+1 > alloc.Pods().Value():
+		return "Too many pods"
+	case want.milliCPU > 0 && used.milliCPU+want.milliCPU > alloc.Cpu().MilliValue():
+		return "Insufficient cpu"
+	case want.memory > 0 && used.memory+want.memory > alloc.Memory().Value():
+		return "Insufficient memory"
+	case want.ephemeral > 0 && used.ephemeral+want.ephemeral > alloc.StorageEphemeral().Value():
+		return "Insufficient ephemeral-storage"
+	}
+	for k := range want.hostPorts {
+		if used.hostPorts[k] {
+			return "node(s) didn't have free ports for the requested pod ports"
+		}
+	}
+	return ""
+}
+
+func ready(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func tolerates(pod *corev1.Pod, taint corev1.Taint) bool {
+	for i := range pod.Spec.Tolerations {
+		if pod.Spec.Tolerations[i].ToleratesTaint(logr.Discard(), &taint, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesSelector checks nodeSelector and the required node affinity.
+func matchesSelector(pod *corev1.Pod, node *corev1.Node) bool {
+	if len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
+		return false
+	}
+	aff := pod.Spec.Affinity
+	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return true
+	}
+	// The terms are ORed; each term's expressions ANDed.
+	for _, term := range aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		if matchesTerm(term, node) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchesTerm(term corev1.NodeSelectorTerm, node *corev1.Node) bool {
+	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
+		return false
+	}
+	for _, e := range term.MatchExpressions {
+		if !matchesExpression(e, node.Labels) {
+			return false
+		}
+	}
+	for _, e := range term.MatchFields {
+		if e.Key != "metadata.name" || !matchesExpression(e, map[string]string{"metadata.name": node.Name}) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchesExpression(e corev1.NodeSelectorRequirement, set map[string]string) bool {
+	v, has := set[e.Key]
+	switch e.Operator {
+	case corev1.NodeSelectorOpIn:
+		return has && contains(e.Values, v)
+	case corev1.NodeSelectorOpNotIn:
+		return !has || !contains(e.Values, v)
+	case corev1.NodeSelectorOpExists:
+		return has
+	case corev1.NodeSelectorOpDoesNotExist:
+		return !has
+	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
+		if !has || len(e.Values) != 1 {
+			return false
+		}
+		have, err1 := strconv.ParseInt(v, 10, 64)
+		want, err2 := strconv.ParseInt(e.Values[0], 10, 64)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if e.Operator == corev1.NodeSelectorOpGt {
+			return have > want
+		}
+		return have < want
+	}
+	return false
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// pickNode scores the nodes that fit, as kube-scheduler's default plugins
+// do (least allocated and balanced allocation, each 0–100, plus the
+// preferred node affinity's weights), and returns the best; ties go to
+// the first by name.
+func pickNode(pod *corev1.Pod, nodes []*corev1.Node, usage map[string]*requests) *corev1.Node {
+	want := podRequests(pod)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	best, bestScore := nodes[0], -1.0
+	for _, n := range nodes {
+		used := usage[n.Name]
+		if used == nil {
+			used = &requests{}
+		}
+		cpuCap, memCap := float64(n.Status.Allocatable.Cpu().MilliValue()), float64(n.Status.Allocatable.Memory().Value())
+		// Pods without requests count as kube-scheduler's defaults (100m, 200Mi).
+		cpu := float64(used.milliCPU + max(want.milliCPU, 100))
+		mem := float64(used.memory + max(want.memory, 200<<20))
+		cpuFrac, memFrac := 1.0, 1.0
+		if cpuCap > 0 {
+			cpuFrac = min(cpu/cpuCap, 1)
+		}
+		if memCap > 0 {
+			memFrac = min(mem/memCap, 1)
+		}
+		least := ((1-cpuFrac)*100 + (1-memFrac)*100) / 2
+		balanced := (1 - abs(cpuFrac-memFrac)) * 100
+		score := least + balanced + preferredAffinity(pod, n)
+		if score > bestScore {
+			best, bestScore = n, score
+		}
+	}
+	return best
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+// preferredAffinity sums the weights of the preferred node affinity terms
+// the node matches, scaled to 0–100 as kube-scheduler normalises them.
+func preferredAffinity(pod *corev1.Pod, node *corev1.Node) float64 {
+	aff := pod.Spec.Affinity
+	if aff == nil || aff.NodeAffinity == nil {
+		return 0
+	}
+	var sum, total float64
+	for _, t := range aff.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+		total += float64(t.Weight)
+		if matchesTerm(t.Preference, node) {
+			sum += float64(t.Weight)
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return sum / total * 100
+}

@@ -1,0 +1,211 @@
+// Package scheduler is skiff's default-scheduler: it places each Pod whose
+// spec.nodeName is empty on one node, as a whole, by its total requests,
+// filtering nodes as kube-scheduler does and scoring the ones that fit;
+// then it binds the Pod through pods/binding. A Pod that fits nowhere gets
+// PodScheduled=False with reason Unschedulable and kube-scheduler's
+// message, and is tried again when nodes or pods change.
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Name is the schedulerName this scheduler answers to.
+const Name = corev1.DefaultSchedulerName
+
+// Scheduler places pods.
+type Scheduler struct {
+	client   kubernetes.Interface
+	pods     corelisters.PodLister
+	nodes    corelisters.NodeLister
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	recorder record.EventRecorder
+	log      *slog.Logger
+}
+
+// New watches pods and nodes through factory; start it, then Run.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Scheduler {
+	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	s := &Scheduler{client: client, pods: pods.Lister(), nodes: nodes.Lister(), recorder: recorder, log: log,
+		synced: []cache.InformerSynced{pods.Informer().HasSynced, nodes.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"})}
+	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { s.podChanged(obj) },
+		// A pod that goes frees room: the waiting ones may fit now.
+		DeleteFunc: func(any) { s.retryWaiting() },
+	})
+	nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.retryWaiting() },
+		UpdateFunc: func(_, _ any) { s.retryWaiting() },
+	})
+	return s
+}
+
+func (s *Scheduler) podChanged(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if needsScheduling(pod) {
+		s.queue.Add(pod.Namespace + "/" + pod.Name)
+		return
+	}
+	if pod.Spec.NodeName != "" && isTerminal(pod) {
+		s.retryWaiting() // a finished pod's requests no longer count
+	}
+}
+
+func needsScheduling(pod *corev1.Pod) bool {
+	return pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil && !isTerminal(pod) &&
+		(pod.Spec.SchedulerName == "" || pod.Spec.SchedulerName == Name)
+}
+
+func isTerminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// retryWaiting queues every pod still waiting for a node.
+func (s *Scheduler) retryWaiting() {
+	pods, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, p := range pods {
+		if needsScheduling(p) {
+			s.queue.Add(p.Namespace + "/" + p.Name)
+		}
+	}
+}
+
+// Run schedules until ctx ends, one pod at a time, so that each decision
+// sees the ones before it.
+func (s *Scheduler) Run(ctx context.Context) error {
+	defer s.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		return nil
+	}
+	go func() { <-ctx.Done(); s.queue.ShutDown() }()
+	assumed := map[string]string{} // pods bound here that the lister may not show bound yet
+	for {
+		key, quit := s.queue.Get()
+		if quit {
+			return nil
+		}
+		err := s.scheduleOne(ctx, key, assumed)
+		if err != nil {
+			s.log.Warn("schedule pod", "pod", key, "err", err)
+			s.queue.AddRateLimited(key)
+		} else {
+			s.queue.Forget(key)
+		}
+		s.queue.Done(key)
+	}
+}
+
+func (s *Scheduler) scheduleOne(ctx context.Context, key string, assumed map[string]string) error {
+	ns, name, _ := strings.Cut(key, "/")
+	pod, err := s.pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) || err == nil && !needsScheduling(pod) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if node, ok := assumed[string(pod.UID)]; ok && node != "" {
+		return nil // bound already; the informer has not caught up
+	}
+	nodes, err := s.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	all, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	usage := nodeUsage(all, assumed)
+	var fit []*corev1.Node
+	reasons := map[string]int{}
+	for _, n := range nodes {
+		if why := filter(pod, n, usage[n.Name]); why != "" {
+			reasons[why]++
+			continue
+		}
+		fit = append(fit, n)
+	}
+	if len(fit) == 0 {
+		return s.unschedulable(ctx, pod, len(nodes), reasons)
+	}
+	best := pickNode(pod, fit, usage)
+	err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: best.Name},
+	}, metav1.CreateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil // bound or deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	assumed[string(pod.UID)] = best.Name
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, best.Name)
+	return nil
+}
+
+// unschedulable records why no node fits, in kube-scheduler's words, and
+// leaves the pod for the next change of nodes or pods.
+func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes int, reasons map[string]int) error {
+	var parts []string
+	for why, n := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", n, why))
+	}
+	sort.Strings(parts)
+	msg := fmt.Sprintf("0/%d nodes are available", nodes)
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, ", ")
+	}
+	msg += "."
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && c.Message == msg {
+			return nil // said already
+		}
+	}
+	s.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedScheduling", "%s", msg)
+	update := pod.DeepCopy()
+	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: msg, LastTransitionTime: metav1.Now()}
+	replaced := false
+	for i, c := range update.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			update.Status.Conditions[i], replaced = cond, true
+		}
+	}
+	if !replaced {
+		update.Status.Conditions = append(update.Status.Conditions, cond)
+	}
+	update.Status.Phase = corev1.PodPending
+	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+)
+
+// addNode registers a Node with no agent behind it, Ready, of the given
+// size: enough for the scheduler to place pods on.
+func addNode(t *testing.T, c kubernetes.Interface, name string, cpu string, labels map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("64Gi"),
+		corev1.ResourcePods: resource.MustParse("110")}
+	status := corev1.NodeStatus{Capacity: capacity, Allocatable: capacity,
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now()}}}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node.Status = status
+		_, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+		if err != nil {
+			node, _ = c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scheduledCondition(p *corev1.Pod) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodScheduled {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func TestSchedulerPlacesPodsAndSaysWhyNot(t *testing.T) {
+	_, c := startAgentServer(t)
+	ctx := context.Background()
+	create := func(p *corev1.Pod) {
+		t.Helper()
+		if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No nodeName: the scheduler places it on the only node, whose agent runs it.
+	create(shPod("placed", "sleep 3600", corev1.RestartPolicyAlways))
+	p := waitPod(t, c, "default", "placed", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if p.Spec.NodeName != "e2e-node" {
+		t.Errorf("placed on %q", p.Spec.NodeName)
+	}
+	if cond := scheduledCondition(p); cond == nil || cond.Status != corev1.ConditionTrue {
+		t.Errorf("PodScheduled: %+v", cond)
+	}
+
+	// 100 CPUs fit nowhere: Unschedulable, in kube-scheduler's words.
+	huge := shPod("huge", "true", corev1.RestartPolicyNever)
+	huge.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100")}
+	create(huge)
+	p = waitPod(t, c, "default", "huge", 30*time.Second, "Unschedulable", func(p *corev1.Pod) bool {
+		cond := scheduledCondition(p)
+		return cond != nil && cond.Status == corev1.ConditionFalse
+	})
+	cond := scheduledCondition(p)
+	if cond.Reason != "Unschedulable" || cond.Message != "0/1 nodes are available: 1 Insufficient cpu." {
+		t.Errorf("PodScheduled = %s %q", cond.Reason, cond.Message)
+	}
+	eventually(t, 10*time.Second, func() error {
+		list, _ := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=huge"})
+		for _, e := range list.Items {
+			if e.Reason == "FailedScheduling" && e.Message == cond.Message && e.Source.Component == "default-scheduler" {
+				return nil
+			}
+		}
+		return errorf("no FailedScheduling event: %+v", list.Items)
+	})
+
+	// A node selector that matches nothing yet, then a node that has room
+	// and the label: both pods land there.
+	picky := shPod("picky", "true", corev1.RestartPolicyNever)
+	picky.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+	create(picky)
+	waitPod(t, c, "default", "picky", 30*time.Second, "Unschedulable", func(p *corev1.Pod) bool {
+		cond := scheduledCondition(p)
+		return cond != nil && cond.Message == "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+	})
+	addNode(t, c, "big", "200", map[string]string{"disk": "ssd"})
+	for _, name := range []string{"huge", "picky"} {
+		p = waitPod(t, c, "default", name, 30*time.Second, "bound to the new node", func(p *corev1.Pod) bool { return p.Spec.NodeName == "big" })
+	}
+
+	// Taints keep pods off a node unless they tolerate them.
+	tainted := "dedicated"
+	// (The server gives the node its pod range meanwhile: retry on conflicts.)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := c.CoreV1().Nodes().Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		node.Spec.Taints = []corev1.Taint{{Key: tainted, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+		_, err = c.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	big := shPod("big-again", "true", corev1.RestartPolicyNever)
+	big.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50")}
+	create(big)
+	waitPod(t, c, "default", "big-again", 30*time.Second, "Unschedulable", func(p *corev1.Pod) bool {
+		cond := scheduledCondition(p)
+		return cond != nil && cond.Message == "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
+	})
+	tolerant := shPod("tolerant", "true", corev1.RestartPolicyNever)
+	tolerant.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50")}
+	tolerant.Spec.Tolerations = []corev1.Toleration{{Key: tainted, Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+	create(tolerant)
+	waitPod(t, c, "default", "tolerant", 30*time.Second, "bound to the tainted node", func(p *corev1.Pod) bool { return p.Spec.NodeName == "big" })
+}
