@@ -101,6 +101,7 @@ func newServerCommand() *cobra.Command {
 	f.StringVar(&nodeIP, "node-ip", "", "IP address advertised for this node")
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent on this machine")
 	f.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler")
+	f.BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the workload controllers (ReplicaSet, Deployment, Job, CronJob)")
 	f.DurationVar(&cfg.CompactionInterval, "etcd-compaction-interval", 5*time.Minute, "how often to compact the datastore's history (0 disables)")
 	f.BoolVar(&debug, "debug", false, "debug logging")
 	f.StringVar(&cfg.RunDir, "run-dir", "/run/skiff", "where the agent keeps runtime state and pod network namespaces")

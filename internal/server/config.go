@@ -33,6 +33,9 @@ type Config struct {
 	DisableAgent bool
 	// DisableScheduler runs no scheduler in this server (k3s's flag).
 	DisableScheduler bool
+	// DisableControllerManager runs none of the workload controllers
+	// (ReplicaSet, Deployment, Job, CronJob; k3s's flag).
+	DisableControllerManager bool
 	// CompactionInterval is how often etcd history is compacted.
 	CompactionInterval time.Duration
 	// RunDir holds the agent's runtime state and pinned network

@@ -291,7 +291,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		schedEvents := events.NewRecorder(cctx, client, scheduler.Name)
 		defer schedEvents.Shutdown()
 		sched := scheduler.New(client, factory, schedEvents, log.With("component", "scheduler"))
+		var workloads []runner
+		if !cfg.DisableControllerManager {
+			workloads = workloadControllers(cctx, client, factory, log)
+		}
 		factory.Start(cctx.Done())
+		for _, w := range workloads {
+			cg.Go(func() error { return w.Run(cctx) })
+		}
 		cg.Go(func() error { return ipam.Run(cctx) })
 		if !cfg.DisableScheduler {
 			cg.Go(func() error { return sched.Run(cctx) })

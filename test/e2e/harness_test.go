@@ -126,8 +126,9 @@ func (s *server) start() {
 		"--https-listen-port", strconv.Itoa(s.port)}
 	if !s.withAgent {
 		// The API's own tests bind pods themselves and watch every change
-		// of them: no agent, and no scheduler to race them.
-		args = append(args, "--disable-agent", "--disable-scheduler")
+		// of them and of workloads: no agent, scheduler or controllers to
+		// race them.
+		args = append(args, "--disable-agent", "--disable-scheduler", "--disable-controller-manager")
 	}
 	args = append(args, s.args...)
 	s.cmd = exec.Command(skiffBin, args...)

@@ -1,0 +1,37 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/events"
+)
+
+// runner is a control loop.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// workloadControllers are kube-controller-manager's workload loops, each
+// recording events as the component Kubernetes names.
+func workloadControllers(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) []runner {
+	rec := func(component string) record.EventRecorder {
+		r := events.NewRecorder(ctx, client, component)
+		context.AfterFunc(ctx, r.Shutdown)
+		return r
+	}
+	return []runner{
+		replicaset.New(client, factory, rec("replicaset-controller"), log.With("controller", "replicaset")),
+		deployment.New(client, factory, rec("deployment-controller"), log.With("controller", "deployment")),
+		job.New(client, factory, rec("job-controller"), log.With("controller", "job")),
+		cronjob.New(client, factory, rec("cronjob-controller"), log.With("controller", "cronjob")),
+	}
+}
