@@ -14,7 +14,8 @@ import (
 type requests struct {
 	milliCPU, memory, ephemeral int64
 	pods                        int64
-	hostPorts                   map[string]bool // "proto/ip/port"
+	hostPorts                   map[string]bool // a pod's: "proto/port"
+	ports                       map[string]int  // a node's: users of each port
 }
 
 // podRequests is the pod's effective request, as Kubernetes computes it:
@@ -66,45 +67,49 @@ func portKey(p corev1.ContainerPort) string {
 	return fmt.Sprintf("%s/%d", proto, p.HostPort)
 }
 
-// nodeUsage adds up the requests of the pods bound to each node (or just
-// bound here, assumed) that have not finished.
-func nodeUsage(pods []*corev1.Pod, assumed map[string]string) map[string]*requests {
-	usage := map[string]*requests{}
-	for _, p := range pods {
-		node := p.Spec.NodeName
-		if node == "" {
-			node = assumed[string(p.UID)]
-		}
-		if node == "" || isTerminal(p) {
-			continue
-		}
-		u := usage[node]
-		if u == nil {
-			u = &requests{hostPorts: map[string]bool{}}
-			usage[node] = u
-		}
-		r := podRequests(p)
-		u.milliCPU += r.milliCPU
-		u.memory += r.memory
-		u.ephemeral += r.ephemeral
-		u.pods++
-		for k := range r.hostPorts {
-			u.hostPorts[k] = true
+// add adds (sign 1) or takes away (-1) one pod's requests. Host ports are
+// counted, so that a port two pods use stays taken until both are gone.
+func (u *requests) add(r requests, sign int64) {
+	u.milliCPU += sign * r.milliCPU
+	u.memory += sign * r.memory
+	u.ephemeral += sign * r.ephemeral
+	u.pods += sign
+	if u.ports == nil {
+		u.ports = map[string]int{}
+	}
+	for k := range r.hostPorts {
+		u.ports[k] += int(sign)
+		if u.ports[k] <= 0 {
+			delete(u.ports, k)
 		}
 	}
-	return usage
 }
 
-// filter returns why the pod cannot go to node, in kube-scheduler's words
-// (as counted in its "0/N nodes are available" message), or "".
-func filter(pod *corev1.Pod, node *corev1.Node, used *requests) string {
+// allocatable is a node's allocatable resources, read out of their
+// Quantities once per version of the node.
+type allocatable struct {
+	version                           string
+	milliCPU, memory, ephemeral, pods int64
+	ready                             bool
+}
+
+func allocatableOf(node *corev1.Node) allocatable {
+	a := node.Status.Allocatable
+	return allocatable{version: node.ResourceVersion, milliCPU: a.Cpu().MilliValue(), memory: a.Memory().Value(),
+		ephemeral: a.StorageEphemeral().Value(), pods: a.Pods().Value(), ready: ready(node)}
+}
+
+// filter returns why the pod (asking for want) cannot go to node, in
+// kube-scheduler's words (as counted in its "0/N nodes are available"
+// message), or "".
+func filter(pod *corev1.Pod, want requests, node *corev1.Node, alloc allocatable, used *requests) string {
 	if used == nil {
-		used = &requests{hostPorts: map[string]bool{}}
+		used = &requests{}
 	}
 	if node.Spec.Unschedulable && !tolerates(pod, corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}) {
 		return "node(s) were unschedulable"
 	}
-	if !ready(node) && !tolerates(pod, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}) {
+	if !alloc.ready && !tolerates(pod, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}) {
 		return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
 	}
 	for _, t := range node.Spec.Taints {
@@ -115,20 +120,18 @@ func filter(pod *corev1.Pod, node *corev1.Node, used *requests) string {
 	if !matchesSelector(pod, node) {
 		return "node(s) didn't match Pod's node affinity/selector"
 	}
-	want := podRequests(pod)
-	alloc := node.Status.Allocatable
 	switch {
-	case used.pods+1 > alloc.Pods().Value():
+	case used.pods+1 > alloc.pods:
 		return "Too many pods"
-	case want.milliCPU > 0 && used.milliCPU+want.milliCPU > alloc.Cpu().MilliValue():
+	case want.milliCPU > 0 && used.milliCPU+want.milliCPU > alloc.milliCPU:
 		return "Insufficient cpu"
-	case want.memory > 0 && used.memory+want.memory > alloc.Memory().Value():
+	case want.memory > 0 && used.memory+want.memory > alloc.memory:
 		return "Insufficient memory"
-	case want.ephemeral > 0 && used.ephemeral+want.ephemeral > alloc.StorageEphemeral().Value():
+	case want.ephemeral > 0 && used.ephemeral+want.ephemeral > alloc.ephemeral:
 		return "Insufficient ephemeral-storage"
 	}
 	for k := range want.hostPorts {
-		if used.hostPorts[k] {
+		if used.ports[k] > 0 {
 			return "node(s) didn't have free ports for the requested pod ports"
 		}
 	}
@@ -229,8 +232,7 @@ func contains(list []string, v string) bool {
 // do (least allocated and balanced allocation, each 0–100, plus the
 // preferred node affinity's weights), and returns the best; ties go to
 // the first by name.
-func pickNode(pod *corev1.Pod, nodes []*corev1.Node, usage map[string]*requests) *corev1.Node {
-	want := podRequests(pod)
+func pickNode(pod *corev1.Pod, want requests, nodes []*corev1.Node, alloc map[string]allocatable, usage map[string]*requests) *corev1.Node {
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	best, bestScore := nodes[0], -1.0
 	for _, n := range nodes {
@@ -238,7 +240,7 @@ func pickNode(pod *corev1.Pod, nodes []*corev1.Node, usage map[string]*requests)
 		if used == nil {
 			used = &requests{}
 		}
-		cpuCap, memCap := float64(n.Status.Allocatable.Cpu().MilliValue()), float64(n.Status.Allocatable.Memory().Value())
+		cpuCap, memCap := float64(alloc[n.Name].milliCPU), float64(alloc[n.Name].memory)
 		// Pods without requests count as kube-scheduler's defaults (100m, 200Mi).
 		cpu := float64(used.milliCPU + max(want.milliCPU, 100))
 		mem := float64(used.memory + max(want.memory, 200<<20))

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -38,21 +40,35 @@ type Scheduler struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
 	log      *slog.Logger
+
+	mu     sync.Mutex
+	usage  map[string]*requests // by node: what its pods (bound or assumed) ask for
+	placed map[types.UID]placed // what each counted pod adds, and where
+	next   int                  // where the next search for nodes starts
+	alloc  map[string]allocatable
+	binds  chan struct{} // bounds concurrent bindings
+}
+
+// placed is one pod's part of a node's usage.
+type placed struct {
+	node string
+	req  requests
 }
 
 // New watches pods and nodes through factory; start it, then Run.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Scheduler {
 	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	s := &Scheduler{client: client, pods: pods.Lister(), nodes: nodes.Lister(), recorder: recorder, log: log,
+		usage: map[string]*requests{}, placed: map[types.UID]placed{}, alloc: map[string]allocatable{}, binds: make(chan struct{}, 32),
 		synced: []cache.InformerSynced{pods.Informer().HasSynced, nodes.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"})}
 	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.podChanged(obj) },
-		UpdateFunc: func(_, obj any) { s.podChanged(obj) },
+		AddFunc:    func(obj any) { s.count(obj); s.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { s.count(obj); s.podChanged(obj) },
 		// A pod that goes frees room: the waiting ones may fit now.
-		DeleteFunc: func(any) { s.retryWaiting() },
+		DeleteFunc: func(obj any) { s.uncount(obj); s.retryWaiting() },
 	})
 	nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.retryWaiting() },
@@ -105,13 +121,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return nil
 	}
 	go func() { <-ctx.Done(); s.queue.ShutDown() }()
-	assumed := map[string]string{} // pods bound here that the lister may not show bound yet
 	for {
 		key, quit := s.queue.Get()
 		if quit {
 			return nil
 		}
-		err := s.scheduleOne(ctx, key, assumed)
+		err := s.scheduleOne(ctx, key)
 		if err != nil {
 			s.log.Warn("schedule pod", "pod", key, "err", err)
 			s.queue.AddRateLimited(key)
@@ -122,7 +137,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Scheduler) scheduleOne(ctx context.Context, key string, assumed map[string]string) error {
+func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
 	pod, err := s.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) || err == nil && !needsScheduling(pod) {
@@ -131,44 +146,145 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string, assumed map[str
 	if err != nil {
 		return err
 	}
-	if node, ok := assumed[string(pod.UID)]; ok && node != "" {
-		return nil // bound already; the informer has not caught up
+	s.mu.Lock()
+	_, bound := s.placed[pod.UID]
+	s.mu.Unlock()
+	if bound {
+		return nil // assumed on a node; the informer has not caught up
 	}
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return err
 	}
-	all, err := s.pods.List(labels.Everything())
-	if err != nil {
-		return err
+	want := podRequests(pod)
+	fit, reasons := s.feasible(pod, want, nodes)
+	if len(fit) == 0 {
+		return s.unschedulable(ctx, pod, len(nodes), reasons)
 	}
-	usage := nodeUsage(all, assumed)
+	s.mu.Lock()
+	best := pickNode(pod, want, fit, s.alloc, s.usage)
+	s.assume(pod, best.Name)
+	s.mu.Unlock()
+	// Binding is an API call: many go at once, and the next pod is
+	// placed meanwhile against the assumed usage.
+	s.binds <- struct{}{}
+	go func() {
+		defer func() { <-s.binds }()
+		s.bind(ctx, pod, best.Name)
+	}()
+	return nil
+}
+
+// feasible filters the nodes, as kube-scheduler does, stopping once it has
+// found enough of them on a large cluster (and starting each search where
+// the last one stopped, so that all nodes get their turn). With none, it
+// returns why each node failed.
+func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Node) ([]*corev1.Node, map[string]int) {
+	enough := feasibleToFind(len(nodes))
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var fit []*corev1.Node
 	reasons := map[string]int{}
-	for _, n := range nodes {
-		if why := filter(pod, n, usage[n.Name]); why != "" {
+	start := s.next
+	for i := range nodes {
+		n := nodes[(start+i)%len(nodes)]
+		alloc, ok := s.alloc[n.Name]
+		if !ok || alloc.version != n.ResourceVersion {
+			alloc = allocatableOf(n)
+			s.alloc[n.Name] = alloc
+		}
+		if why := filter(pod, want, n, alloc, s.usage[n.Name]); why != "" {
 			reasons[why]++
 			continue
 		}
 		fit = append(fit, n)
+		if len(fit) >= enough {
+			s.next = (start + i + 1) % len(nodes)
+			break
+		}
 	}
-	if len(fit) == 0 {
-		return s.unschedulable(ctx, pod, len(nodes), reasons)
+	return fit, reasons
+}
+
+// feasibleToFind is kube-scheduler's adaptive percentageOfNodesToScore:
+// all nodes up to 100, then a share that falls from 50 % towards 5 %.
+func feasibleToFind(nodes int) int {
+	if nodes <= 100 {
+		return nodes
 	}
-	best := pickNode(pod, fit, usage)
-	err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+	pct := max(50-nodes/125, 5)
+	return max(nodes*pct/100, 100)
+}
+
+func (s *Scheduler) bind(ctx context.Context, pod *corev1.Pod, node string) {
+	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: best.Name},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
 	}, metav1.CreateOptions{})
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return nil // bound or deleted meanwhile
-	}
 	if err != nil {
-		return err
+		s.mu.Lock()
+		s.forget(pod.UID)
+		s.mu.Unlock()
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+			s.log.Warn("bind pod", "pod", pod.Namespace+"/"+pod.Name, "node", node, "err", err)
+			s.queue.AddRateLimited(pod.Namespace + "/" + pod.Name)
+		}
+		return
 	}
-	assumed[string(pod.UID)] = best.Name
-	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, best.Name)
-	return nil
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
+}
+
+// count keeps the usage cache in step with the pods the informer shows
+// bound; assumed pods are replaced by their bound selves.
+func (s *Scheduler) count(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pod.Spec.NodeName == "" {
+		return // waiting, or assumed (kept as it is)
+	}
+	s.forget(pod.UID)
+	if !isTerminal(pod) {
+		s.assume(pod, pod.Spec.NodeName)
+	}
+}
+
+func (s *Scheduler) uncount(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		s.mu.Lock()
+		s.forget(pod.UID)
+		s.mu.Unlock()
+	}
+}
+
+// assume adds pod's requests to node's usage (s.mu held).
+func (s *Scheduler) assume(pod *corev1.Pod, node string) {
+	r := podRequests(pod)
+	s.placed[pod.UID] = placed{node, r}
+	u := s.usage[node]
+	if u == nil {
+		u = &requests{hostPorts: map[string]bool{}}
+		s.usage[node] = u
+	}
+	u.add(r, 1)
+}
+
+// forget takes a pod's requests off its node's usage (s.mu held).
+func (s *Scheduler) forget(uid types.UID) {
+	p, ok := s.placed[uid]
+	if !ok {
+		return
+	}
+	delete(s.placed, uid)
+	if u := s.usage[p.node]; u != nil {
+		u.add(p.req, -1)
+	}
 }
 
 // unschedulable records why no node fits, in kube-scheduler's words, and

@@ -251,7 +251,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			CertFile: creds.controller.CertFile,
 			KeyFile:  creds.controller.KeyFile,
 		},
-		QPS: 200, Burst: 400,
+		// In process, over loopback: the scheduler binds thousands of pods a
+		// second, so client-side throttling stays out of the way.
+		QPS: 5000, Burst: 10000,
 		UserAgent: "skiff-server/" + version.Version,
 	}
 	client, err := kubernetes.NewForConfig(loopback)
@@ -296,12 +298,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			workloads = workloadControllers(cctx, client, factory, log)
 		}
 		factory.Start(cctx.Done())
-		for _, w := range workloads {
-			cg.Go(func() error { return w.Run(cctx) })
+		if len(workloads) > 0 {
+			cg.Go(func() error {
+				return elected(cctx, client, cfg, "kube-controller-manager", log, func(ctx context.Context) {
+					var wg errgroup.Group
+					for _, w := range workloads {
+						wg.Go(func() error { return w.Run(ctx) })
+					}
+					wg.Wait()
+				})
+			})
 		}
 		cg.Go(func() error { return ipam.Run(cctx) })
 		if !cfg.DisableScheduler {
-			cg.Go(func() error { return sched.Run(cctx) })
+			cg.Go(func() error {
+				return elected(cctx, client, cfg, "kube-scheduler", log, func(ctx context.Context) { sched.Run(ctx) })
+			})
 		}
 		if !cfg.DisableAgent {
 			cg.Go(func() error {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,11 @@ func TestSchedulerPlacesPodsAndSaysWhyNot(t *testing.T) {
 	}
 	if cond := scheduledCondition(p); cond == nil || cond.Status != corev1.ConditionTrue {
 		t.Errorf("PodScheduled: %+v", cond)
+	}
+	// The scheduler leads through its Lease, as kube-scheduler does.
+	lease, err := c.CoordinationV1().Leases("kube-system").Get(ctx, "kube-scheduler", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || !strings.HasPrefix(*lease.Spec.HolderIdentity, "e2e-node_") {
+		t.Errorf("kube-scheduler lease: %v %v", lease, err)
 	}
 
 	// 100 CPUs fit nowhere: Unschedulable, in kube-scheduler's words.
