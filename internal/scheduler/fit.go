@@ -120,6 +120,11 @@ func filter(pod *corev1.Pod, want requests, node *corev1.Node, alloc allocatable
 	if !matchesSelector(pod, node) {
 		return "node(s) didn't match Pod's node affinity/selector"
 	}
+	for k := range want.hostPorts {
+		if used.ports[k] > 0 {
+			return "node(s) didn't have free ports for the requested pod ports"
+		}
+	}
 	switch {
 	case used.pods+1 > alloc.pods:
 		return "Too many pods"
@@ -129,11 +134,6 @@ func filter(pod *corev1.Pod, want requests, node *corev1.Node, alloc allocatable
 		return "Insufficient memory"
 	case want.ephemeral > 0 && used.ephemeral+want.ephemeral > alloc.ephemeral:
 		return "Insufficient ephemeral-storage"
-	}
-	for k := range want.hostPorts {
-		if used.ports[k] > 0 {
-			return "node(s) didn't have free ports for the requested pod ports"
-		}
 	}
 	return ""
 }

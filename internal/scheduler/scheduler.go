@@ -46,13 +46,17 @@ type Scheduler struct {
 	placed map[types.UID]placed // what each counted pod adds, and where
 	next   int                  // where the next search for nodes starts
 	alloc  map[string]allocatable
-	binds  chan struct{} // bounds concurrent bindings
+	// antiAffinityPods counts placed pods with required anti-affinity,
+	// which every new pod must be checked against.
+	antiAffinityPods int
+	binds            chan struct{} // bounds concurrent bindings
 }
 
 // placed is one pod's part of a node's usage.
 type placed struct {
 	node string
 	req  requests
+	pod  *corev1.Pod
 }
 
 // New watches pods and nodes through factory; start it, then Run.
@@ -185,6 +189,18 @@ func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Nod
 	defer s.mu.Unlock()
 	var fit []*corev1.Node
 	reasons := map[string]int{}
+	// Inter-pod rules look at every placed pod: only for pods that have
+	// them, or when some placed pod has anti-affinity of its own.
+	var topo *podTopology
+	var eligible []*corev1.Node
+	if hasTopologyRules(pod) || s.antiAffinityPods > 0 {
+		topo = s.topology(pod)
+		for _, n := range nodes {
+			if matchesSelector(pod, n) {
+				eligible = append(eligible, n)
+			}
+		}
+	}
 	start := s.next
 	for i := range nodes {
 		n := nodes[(start+i)%len(nodes)]
@@ -193,7 +209,11 @@ func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Nod
 			alloc = allocatableOf(n)
 			s.alloc[n.Name] = alloc
 		}
-		if why := filter(pod, want, n, alloc, s.usage[n.Name]); why != "" {
+		why := filter(pod, want, n, alloc, s.usage[n.Name])
+		if why == "" && topo != nil {
+			why = filterTopology(pod, n, topo, eligible)
+		}
+		if why != "" {
 			reasons[why]++
 			continue
 		}
@@ -266,7 +286,10 @@ func (s *Scheduler) uncount(obj any) {
 // assume adds pod's requests to node's usage (s.mu held).
 func (s *Scheduler) assume(pod *corev1.Pod, node string) {
 	r := podRequests(pod)
-	s.placed[pod.UID] = placed{node, r}
+	s.placed[pod.UID] = placed{node, r, pod}
+	if len(requiredAntiAffinity(pod)) > 0 {
+		s.antiAffinityPods++
+	}
 	u := s.usage[node]
 	if u == nil {
 		u = &requests{hostPorts: map[string]bool{}}
@@ -282,6 +305,9 @@ func (s *Scheduler) forget(uid types.UID) {
 		return
 	}
 	delete(s.placed, uid)
+	if len(requiredAntiAffinity(p.pod)) > 0 {
+		s.antiAffinityPods--
+	}
 	if u := s.usage[p.node]; u != nil {
 		u.add(p.req, -1)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +134,70 @@ func TestSchedulerPlacesPodsAndSaysWhyNot(t *testing.T) {
 	tolerant.Spec.Tolerations = []corev1.Toleration{{Key: tainted, Operator: corev1.TolerationOpEqual, Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
 	create(tolerant)
 	waitPod(t, c, "default", "tolerant", 30*time.Second, "bound to the tainted node", func(p *corev1.Pod) bool { return p.Spec.NodeName == "big" })
+}
+
+func TestSchedulerHonoursPodAffinityAntiAffinityAndSpread(t *testing.T) {
+	_, c := startAgentServer(t)
+	ctx := context.Background()
+	for i, zone := range []string{"a", "b"} {
+		name := []string{"n-a", "n-b"}[i]
+		addNode(t, c, name, "8", map[string]string{"pool": "fake", "kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone})
+	}
+	pod := func(name string, labels map[string]string) *corev1.Pod {
+		p := shPod(name, "true", corev1.RestartPolicyNever)
+		p.Labels = labels
+		p.Spec.NodeSelector = map[string]string{"pool": "fake"}
+		return p
+	}
+	create := func(p *corev1.Pod) {
+		t.Helper()
+		if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boundTo := func(name string) string {
+		t.Helper()
+		return waitPod(t, c, "default", name, 30*time.Second, "bound", func(p *corev1.Pod) bool { return p.Spec.NodeName != "" }).Spec.NodeName
+	}
+	// Anti-affinity on the hostname: one per node, the third fits nowhere.
+	solo := map[string]string{"app": "solo"}
+	anti := &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+		{LabelSelector: &metav1.LabelSelector{MatchLabels: solo}, TopologyKey: "kubernetes.io/hostname"}}}}
+	for i := range 3 {
+		p := pod("solo-"+strconv.Itoa(i), solo)
+		p.Spec.Affinity = anti
+		create(p)
+	}
+	first, second := boundTo("solo-0"), boundTo("solo-1")
+	if first == second {
+		t.Errorf("two anti-affine pods on %s", first)
+	}
+	waitPod(t, c, "default", "solo-2", 30*time.Second, "Unschedulable by anti-affinity", func(p *corev1.Pod) bool {
+		cond := scheduledCondition(p)
+		return cond != nil && cond.Message == "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 node(s) didn't match pod anti-affinity rules."
+	})
+	// Affinity: follows the leader onto its node.
+	leader := pod("leader", map[string]string{"app": "leader"})
+	leader.Spec.NodeName = "n-b"
+	create(leader)
+	follower := pod("follower", nil)
+	follower.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+		{LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "leader"}}, TopologyKey: "kubernetes.io/hostname"}}}}
+	create(follower)
+	if n := boundTo("follower"); n != "n-b" {
+		t.Errorf("follower on %s, its leader on n-b", n)
+	}
+	// Spread over zones, at most one apart.
+	spread := map[string]string{"app": "spread"}
+	perZone := map[string]int{}
+	for i := range 4 {
+		p := pod("spread-"+strconv.Itoa(i), spread)
+		p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone",
+			WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: spread}}}
+		create(p)
+		perZone[boundTo(p.Name)]++ // one at a time, so that each sees the last
+	}
+	if perZone["n-a"] != 2 || perZone["n-b"] != 2 {
+		t.Errorf("spread over the zones: %v", perZone)
+	}
 }
