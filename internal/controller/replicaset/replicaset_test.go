@@ -405,7 +405,11 @@ func TestSyncAdoptsMatchingOrphansAndReleasesPodsThatStoppedMatching(t *testing.
 		t.Fatal(err)
 	}
 	got := f.writes()
-	want := []string{"patch pods orphan", "patch pods moved", "create pods web-*", "update replicasets/status web"}
+	// The two patches come in the order the lister lists the pods.
+	if len(got) == 4 {
+		slices.Sort(got[:2])
+	}
+	want := []string{"patch pods moved", "patch pods orphan", "create pods web-*", "update replicasets/status web"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("writes = %v, want %v", got, want)
 	}
