@@ -11,6 +11,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/job"
+	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/events"
 )
@@ -33,5 +34,6 @@ func workloadControllers(ctx context.Context, client kubernetes.Interface, facto
 		deployment.New(client, factory, rec("deployment-controller"), log.With("controller", "deployment")),
 		job.New(client, factory, rec("job-controller"), log.With("controller", "job")),
 		cronjob.New(client, factory, rec("cronjob-controller"), log.With("controller", "cronjob")),
+		podgc.New(client, factory, rec("pod-garbage-collector"), log.With("controller", "podgc")),
 	}
 }
