@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -186,5 +187,46 @@ func BenchmarkPodStartup(b *testing.B) {
 			}
 			deletePods(b, c)
 		}
+	}
+}
+
+// BenchmarkDeployment100 is the time from creating a Deployment of 100
+// replicas (local image, one node) until a watch has seen all its pods
+// Running: controllers, scheduler and agent together.
+func BenchmarkDeployment100(b *testing.B) {
+	_, c := startNode(b)
+	ctx := context.Background()
+	for i := range b.N {
+		name := fmt.Sprintf("hundred-%d", i)
+		w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		replicas, grace := int32(100), int64(0)
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace,
+					Containers: []corev1.Container{{Name: "main", Image: testimage.Ref, Command: []string{"sleep", "3600"}}}}}}}
+		start := time.Now()
+		if _, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		running := map[string]bool{}
+		timeout := time.After(5 * time.Minute)
+		for len(running) < 100 {
+			select {
+			case ev := <-w.ResultChan():
+				if pod, ok := ev.Object.(*corev1.Pod); ok && pod.Status.Phase == corev1.PodRunning {
+					running[pod.Name] = true
+				}
+			case <-timeout:
+				b.Fatalf("%d of 100 pods Running after 5 minutes", len(running))
+			}
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s-all-100-running")
+		w.Stop()
+		c.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{})
+		deletePods(b, c)
 	}
 }
