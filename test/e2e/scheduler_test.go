@@ -201,3 +201,32 @@ func TestSchedulerHonoursPodAffinityAntiAffinityAndSpread(t *testing.T) {
 		t.Errorf("spread over the zones: %v", perZone)
 	}
 }
+
+func TestPodsFillANodeThenLandOnAnother(t *testing.T) {
+	_, c := startAgentServer(t)
+	for _, name := range []string{"fill-a", "fill-b"} {
+		addNode(t, c, name, "1", map[string]string{"pool": "fill"})
+	}
+	onNode := map[string]int{}
+	for i := range 3 {
+		p := shPod("filler-"+strconv.Itoa(i), "true", corev1.RestartPolicyNever)
+		p.Spec.NodeSelector = map[string]string{"pool": "fill"}
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("600m")}
+		if _, err := c.CoreV1().Pods("default").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			// Both nodes have 400m left: the third fits nowhere.
+			waitPod(t, c, "default", p.Name, 30*time.Second, "Unschedulable", func(p *corev1.Pod) bool {
+				cond := scheduledCondition(p)
+				return cond != nil && cond.Message == "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu."
+			})
+			break
+		}
+		got := waitPod(t, c, "default", p.Name, 30*time.Second, "bound", func(p *corev1.Pod) bool { return p.Spec.NodeName != "" })
+		onNode[got.Spec.NodeName]++
+	}
+	if onNode["fill-a"] != 1 || onNode["fill-b"] != 1 {
+		t.Errorf("two 600m pods on two 1-CPU nodes went %v", onNode)
+	}
+}
