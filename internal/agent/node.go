@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	goruntime "runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -124,6 +125,7 @@ func (a *Agent) nodeStatus(ctx context.Context) (*corev1.NodeStatus, error) {
 		addresses = append([]corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP.String()}}, addresses...)
 	}
 	return &corev1.NodeStatus{
+		Images:      a.nodeImages(ctx),
 		Capacity:    capacity,
 		Allocatable: capacity.DeepCopy(),
 		Addresses:   addresses,
@@ -236,7 +238,6 @@ func (a *Agent) updateNodeStatus(ctx context.Context) error {
 			}
 		}
 	}
-	status.Images = node.Status.Images
 	node.Status = *status
 	_, err = a.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	return err
@@ -272,4 +273,31 @@ func (a *Agent) kubeletPort() int32 {
 		return int32(addr.Port)
 	}
 	return 0
+}
+
+// maxNodeImages is how many images the node reports, largest first, as
+// the kubelet's nodeStatusMaxImages.
+const maxNodeImages = 50
+
+// nodeImages lists the node's images with their names and sizes, which
+// the scheduler's image locality score reads.
+func (a *Agent) nodeImages(ctx context.Context) []corev1.ContainerImage {
+	list, err := a.cfg.Images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil
+	}
+	imgs := list.Images
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Size > imgs[j].Size })
+	var out []corev1.ContainerImage
+	for _, img := range imgs {
+		if len(out) == maxNodeImages {
+			break
+		}
+		names := append(append([]string{}, img.RepoDigests...), img.RepoTags...)
+		if len(names) == 0 {
+			continue
+		}
+		out = append(out, corev1.ContainerImage{Names: names, SizeBytes: int64(img.Size)})
+	}
+	return out
 }

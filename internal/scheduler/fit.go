@@ -229,10 +229,10 @@ func contains(list []string, v string) bool {
 }
 
 // pickNode scores the nodes that fit, as kube-scheduler's default plugins
-// do (least allocated and balanced allocation, each 0–100, plus the
-// preferred node affinity's weights), and returns the best; ties go to
-// the first by name.
-func pickNode(pod *corev1.Pod, want requests, nodes []*corev1.Node, alloc map[string]allocatable, usage map[string]*requests) *corev1.Node {
+// do (least allocated, balanced allocation, the preferred node affinity's
+// weights and image locality, each 0–100), and returns the best; ties go
+// to the first by name.
+func pickNode(pod *corev1.Pod, want requests, nodes []*corev1.Node, alloc map[string]allocatable, usage map[string]*requests, images *imageIndex) *corev1.Node {
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	best, bestScore := nodes[0], -1.0
 	for _, n := range nodes {
@@ -253,7 +253,7 @@ func pickNode(pod *corev1.Pod, want requests, nodes []*corev1.Node, alloc map[st
 		}
 		least := ((1-cpuFrac)*100 + (1-memFrac)*100) / 2
 		balanced := (1 - abs(cpuFrac-memFrac)) * 100
-		score := least + balanced + preferredAffinity(pod, n)
+		score := least + balanced + preferredAffinity(pod, n) + imageScore(pod, n, images)
 		if score > bestScore {
 			best, bestScore = n, score
 		}

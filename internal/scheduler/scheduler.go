@@ -46,6 +46,7 @@ type Scheduler struct {
 	placed map[types.UID]placed // what each counted pod adds, and where
 	next   int                  // where the next search for nodes starts
 	alloc  map[string]allocatable
+	images imageIndex
 	// antiAffinityPods counts placed pods with required anti-affinity,
 	// which every new pod must be checked against.
 	antiAffinityPods int
@@ -75,8 +76,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		DeleteFunc: func(obj any) { s.uncount(obj); s.retryWaiting() },
 	})
 	nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { s.retryWaiting() },
-		UpdateFunc: func(_, _ any) { s.retryWaiting() },
+		AddFunc:    func(any) { s.nodesChanged(); s.retryWaiting() },
+		UpdateFunc: func(_, _ any) { s.nodesChanged(); s.retryWaiting() },
+		DeleteFunc: func(any) { s.nodesChanged() },
 	})
 	return s
 }
@@ -166,7 +168,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 		return s.unschedulable(ctx, pod, len(nodes), reasons)
 	}
 	s.mu.Lock()
-	best := pickNode(pod, want, fit, s.alloc, s.usage)
+	best := pickNode(pod, want, fit, s.alloc, s.usage, s.imagesOf(nodes))
 	s.assume(pod, best.Name)
 	s.mu.Unlock()
 	// Binding is an API call: many go at once, and the next pod is
@@ -350,4 +352,11 @@ func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes in
 		return nil
 	}
 	return err
+}
+
+// nodesChanged marks the image index for a rebuild.
+func (s *Scheduler) nodesChanged() {
+	s.mu.Lock()
+	s.images.dirty = true
+	s.mu.Unlock()
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,6 +63,11 @@ func TestSchedulerPlacesPodsAndSaysWhyNot(t *testing.T) {
 	p := waitPod(t, c, "default", "placed", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	if p.Spec.NodeName != "e2e-node" {
 		t.Errorf("placed on %q", p.Spec.NodeName)
+	}
+	// The node reports its images, for the scheduler's image locality.
+	node, err := c.CoreV1().Nodes().Get(ctx, "e2e-node", metav1.GetOptions{})
+	if err != nil || len(node.Status.Images) == 0 || !slices.Contains(node.Status.Images[0].Names, testImage) {
+		t.Errorf("node images: %+v %v", node.Status.Images, err)
 	}
 	if cond := scheduledCondition(p); cond == nil || cond.Status != corev1.ConditionTrue {
 		t.Errorf("PodScheduled: %+v", cond)
