@@ -17,7 +17,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -34,6 +33,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
 // controllerKind is what the CronJob's Jobs name as their controller.
@@ -41,7 +42,7 @@ var controllerKind = batchv1.SchemeGroupVersion.WithKind("CronJob")
 
 const (
 	// workers is kube-controller-manager's default --concurrent-cron-job-syncs.
-	workers = 5
+	workerCount = 5
 	// nextScheduleDelta is added to each requeue so that a sync never
 	// runs just before the time it is for (clocks drift a little).
 	nextScheduleDelta = 100 * time.Millisecond
@@ -87,50 +88,17 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 
 // Run syncs CronJobs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	c.log.Info("starting cronjob controller")
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	workers.Run(ctx, c.queue, c.synced, workerCount, c.syncAndRequeue, c.log, "sync cronjob")
 	return nil
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
+// syncAndRequeue syncs and queues the CronJob again for its next time.
+func (c *Controller) syncAndRequeue(ctx context.Context, key string) error {
 	requeueAfter, err := c.sync(ctx, key)
-	switch {
-	case err != nil:
-		switch {
-		case ctx.Err() != nil:
-		case apierrors.IsConflict(err):
-			// A write based on a cache that was behind; the retry reads
-			// the newer object.
-			c.log.Debug("sync cronjob", "cronjob", key, "err", err)
-		default:
-			c.log.Warn("sync cronjob", "cronjob", key, "err", err)
-		}
-		c.queue.AddRateLimited(key)
-	case requeueAfter != nil:
-		c.queue.Forget(key)
+	if err == nil && requeueAfter != nil {
 		c.queue.AddAfter(key, *requeueAfter)
-	default:
-		c.queue.Forget(key)
 	}
-	return true
+	return err
 }
 
 func keyOf(obj any) (string, bool) {

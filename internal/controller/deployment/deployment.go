@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -37,13 +36,15 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
 const (
 	// workers is how many Deployments sync at once (kube-controller-manager's
 	// --concurrent-deployment-syncs default). The queue never hands one key
 	// to two workers.
-	workers = 5
+	workerCount = 5
 	// maxRetries is how often a failing Deployment is retried, with back-off,
 	// before it waits for its next change.
 	maxRetries = 15
@@ -246,45 +247,22 @@ func (c *Controller) deploymentsForReplicaSet(rs *appsv1.ReplicaSet) []*appsv1.D
 
 // Run syncs Deployments until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	go func() { <-ctx.Done(); c.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	wg.Wait()
+	workers.Run(ctx, c.queue, c.synced, workerCount, c.syncOrDrop, c.log, "sync deployment")
 	return nil
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	k, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(k)
+// syncOrDrop syncs; a Deployment whose namespace is going needs nothing,
+// and one that failed maxRetries times is dropped until its next change.
+func (c *Controller) syncOrDrop(ctx context.Context, k string) error {
 	err := c.syncKey(ctx, k)
 	switch {
 	case err == nil || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		c.queue.Forget(k)
-	case c.queue.NumRequeues(k) < maxRetries:
-		// Conflicts are the normal outcome of a stale cache: retry quietly.
-		level := slog.LevelWarn
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
-			level = slog.LevelDebug
-		}
-		c.log.Log(ctx, level, "sync deployment", "deployment", k, "err", err)
-		c.queue.AddRateLimited(k)
-	default:
+		return nil
+	case c.queue.NumRequeues(k) >= maxRetries:
 		c.log.Warn("dropping deployment out of the queue", "deployment", k, "err", err)
-		c.queue.Forget(k)
+		return nil
 	}
-	return true
+	return err
 }
 
 // syncKey brings one Deployment's ReplicaSets and status in line with its

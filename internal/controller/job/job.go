@@ -33,6 +33,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
 // controllerKind is what the Job's pods name as their controller.
@@ -44,7 +46,7 @@ const managedBy = "kubernetes.io/job-controller"
 
 const (
 	// workers is kube-controller-manager's default --concurrent-job-syncs.
-	workers = 5
+	workerCount = 5
 	// syncBatchPeriod gathers the pod events of a Job into one sync.
 	syncBatchPeriod = time.Second
 	apiBackoff      = time.Second
@@ -127,11 +129,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info("starting job controller")
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { drain(ctx, c.queue, c.syncJob, c.log, "sync job") })
+	for range workerCount {
+		wg.Go(func() { workers.Drain(ctx, c.queue, c.syncJob, c.log, "sync job") })
 	}
-	wg.Go(func() { drain(ctx, c.orphans, c.syncOrphanPod, c.log, "remove tracking finalizer of orphan pod") })
-	wg.Go(func() { drain(ctx, c.ttl, c.syncTTL, c.log, "clean up finished job") })
+	wg.Go(func() {
+		workers.Drain(ctx, c.orphans, c.syncOrphanPod, c.log, "remove tracking finalizer of orphan pod")
+	})
+	wg.Go(func() { workers.Drain(ctx, c.ttl, c.syncTTL, c.log, "clean up finished job") })
 	<-ctx.Done()
 	c.queue.ShutDown()
 	c.orphans.ShutDown()
@@ -142,30 +146,6 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // drain runs sync on the queue's keys until it shuts down, requeuing with
 // back-off the keys whose sync fails.
-func drain(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error, log *slog.Logger, what string) {
-	for {
-		key, quit := q.Get()
-		if quit {
-			return
-		}
-		if err := sync(ctx, key); err != nil {
-			switch {
-			case ctx.Err() != nil:
-			case apierrors.IsConflict(err):
-				// A write based on a cache that was behind; the retry
-				// reads the newer object.
-				log.Debug(what, "key", key, "err", err)
-			default:
-				log.Warn(what, "key", key, "err", err)
-			}
-			q.AddRateLimited(key)
-		} else {
-			q.Forget(key)
-		}
-		q.Done(key)
-	}
-}
-
 func keyOf(obj metav1.Object) string {
 	if obj.GetNamespace() == "" {
 		return obj.GetName()

@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
 const (
@@ -50,7 +52,7 @@ const (
 	// tried again on a fresh read.
 	statusUpdateRetries = 1
 	// workers is kube-controller-manager's --concurrent-replicaset-syncs.
-	workers = 5
+	workerCount = 5
 )
 
 // Event reasons, as Kubernetes records them on the ReplicaSet.
@@ -106,35 +108,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 // Run syncs ReplicaSets until ctx ends, with several workers; the queue
 // never hands one key to two of them at once.
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	go func() { <-ctx.Done(); c.queue.ShutDown() }()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	wg.Wait()
+	workers.Run(ctx, c.queue, c.synced, workerCount, c.sync, c.log, "sync replicaset")
 	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Warn("sync replicaset", "replicaset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 func keyOf(namespace, name string) string { return namespace + "/" + name }
