@@ -72,7 +72,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 		cmd.ExtraFiles = append(cmd.ExtraFiles, consoleChild)
 		consoleFD = 5
 	}
-	err = nsinit.StartInPidNamespace(cmd, "/proc/"+strconv.Itoa(rec.Pid)+"/ns/pid")
+	err = nsinit.StartInPidNamespace("/proc/"+strconv.Itoa(rec.Pid)+"/ns/pid", cmd.Start)
 	if consoleChild != nil {
 		// Ours closed, the helper's end is the only one: a helper that
 		// fails before sending the terminal then reads as EOF, not a hang.

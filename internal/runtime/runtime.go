@@ -214,31 +214,102 @@ func lock(dir string) (func(), error) {
 // The work is laid out for overlap, since each step of the chain below
 // costs a process start: the shim starts first and boots while the spec is
 // read; it then clones the init, which boots while the cgroups are made.
-func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOptions) (err error) {
+func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOptions) error {
+	_, err := r.create(ctx, id, bundle, opts, nil)
+	return err
+}
+
+// Run creates and starts a container and waits for it to exit, as `run`
+// without --detach does; the container stays, stopped, for the caller to
+// delete. Like runc's, this process is the container's parent while it
+// runs, in place of a shim: that saves a process start on the way in, and
+// the exit is seen without a hop. It becomes a child subreaper and reaps
+// every child that ends meanwhile, so it is for a process that runs one
+// container (the CLI). Stdio that are not files, or a log, take the shim.
+func (r *Runtime) Run(ctx context.Context, id, bundle string, opts CreateOptions) (*nsinit.Exit, error) {
+	stdio, ok := fileStdio(opts)
+	if !ok || opts.LogPath != "" {
+		if err := r.Create(ctx, id, bundle, opts); err != nil {
+			return nil, err
+		}
+		if err := r.Start(id); err != nil {
+			return nil, err
+		}
+		return r.Wait(ctx, id)
+	}
+	// Orphans of the container (when it shares our pid namespace) are
+	// reparented to us and reaped, as a shim does.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("set child subreaper: %w", err)
+	}
+	parent := &inProcessParent{stdio: stdio}
+	if _, err := r.create(ctx, id, bundle, opts, parent); err != nil {
+		return nil, err
+	}
+	if err := r.Start(id); err != nil {
+		unix.Kill(parent.pid, unix.SIGKILL)
+		nsinit.ReapUntil(parent.pid)
+		return nil, err
+	}
+	exit := nsinit.RecordExit(parent.cfg, nsinit.ReapUntil(parent.pid), time.Now())
+	return &exit, nil
+}
+
+// inProcessParent makes the calling process the parent of a container's
+// init (Run), instead of a shim.
+type inProcessParent struct {
+	stdio nsinit.InitStdio
+	// Set by create: what a shim would have been told, and the init's pid.
+	cfg nsinit.ShimConfig
+	pid int
+}
+
+// fileStdio is opts' stdio when each is a file or nil.
+func fileStdio(opts CreateOptions) (nsinit.InitStdio, bool) {
+	var s nsinit.InitStdio
+	ok := true
+	file := func(v any, dst **os.File) {
+		switch f := v.(type) {
+		case nil:
+		case *os.File:
+			*dst = f
+		default:
+			ok = false
+		}
+	}
+	file(opts.Stdin, &s.Stdin)
+	file(opts.Stdout, &s.Stdout)
+	file(opts.Stderr, &s.Stderr)
+	return s, ok
+}
+
+// create is Create; with parent, the calling process starts the init and
+// stays its parent (Run) instead of a shim.
+func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOptions, parent *inProcessParent) (_ *record, err error) {
 	if !validID.MatchString(id) {
-		return fmt.Errorf("%w: invalid container id %q", ErrInvalidSpec, id)
+		return nil, fmt.Errorf("%w: invalid container id %q", ErrInvalidSpec, id)
 	}
 	bundle, err = filepath.Abs(bundle)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(bundle, "config.json")); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("container %q: %w", id, ErrExist)
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
 		}
-		return err
+		return nil, err
 	}
 	unlock, err := lock(dir)
 	if err != nil {
 		os.RemoveAll(dir)
-		return err
+		return nil, err
 	}
 	defer unlock()
 	var shim *exec.Cmd
@@ -252,6 +323,10 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 			shim.Process.Kill()
 			shim.Wait()
 		}
+		if parent != nil && parent.pid > 0 {
+			unix.Kill(parent.pid, unix.SIGKILL)
+			nsinit.ReapUntil(parent.pid)
+		}
 		if mgr != nil {
 			killCgroup(mgr.GetPaths())
 			mgr.Destroy()
@@ -262,49 +337,51 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	var p pipes
 	defer p.close()
 	if err = p.open(); err != nil {
-		return err
+		return nil, err
 	}
-	shim = exec.Command(r.Binary, "shim")
-	shim.Args[0] = "skiff-shim"
-	shim.Env = []string{}
-	shim.ExtraFiles = []*os.File{p.configR, p.syncW, p.reportW, p.shimR}
-	shim.Stdin, shim.Stdout, shim.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
-	// The shim outlives this command: its own session, no death signal.
-	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err = shim.Start(); err != nil {
-		return fmt.Errorf("start shim: %w", err)
+	if parent == nil {
+		shim = exec.Command(r.Binary, "shim")
+		shim.Args[0] = "skiff-shim"
+		shim.Env = []string{}
+		shim.ExtraFiles = []*os.File{p.configR, p.syncW, p.reportW, p.shimR}
+		shim.Stdin, shim.Stdout, shim.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+		// The shim outlives this command: its own session, no death signal.
+		shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err = shim.Start(); err != nil {
+			return nil, fmt.Errorf("start shim: %w", err)
+		}
+		p.closeChildEnds()
 	}
-	p.closeChildEnds()
 
 	spec, err := LoadSpec(bundle)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.LogPath == "" {
-		return fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
+		return nil, fmt.Errorf("%w: process.terminal is true: --console-socket is required", ErrInvalidSpec)
 	}
 	if opts.OpenStdin && opts.LogPath == "" {
-		return fmt.Errorf("%w: a stdin held for attach needs a log path", ErrInvalidSpec)
+		return nil, fmt.Errorf("%w: a stdin held for attach needs a log path", ErrInvalidSpec)
 	}
 	// With a log the shim holds the terminal (nsinit.ShimConfig.Terminal).
 	shimTerminal := spec.Process.Terminal && opts.LogPath != ""
 	var filter []unix.SockFilter
 	if spec.Linux != nil {
 		if filter, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 		}
 	}
 	fifo := filepath.Join(dir, execFifo)
 	if err = unix.Mkfifo(fifo, 0o622); err != nil {
-		return fmt.Errorf("exec fifo: %w", err)
+		return nil, fmt.Errorf("exec fifo: %w", err)
 	}
 	cg := cgroupConfig(id, spec)
 	if cgroupExists(cg.Path) {
 		// Killing and removing it on a failure would hit whatever uses it.
-		return fmt.Errorf("%w: cgroup %s already exists", ErrExist, cg.Path)
+		return nil, fmt.Errorf("%w: cgroup %s already exists", ErrExist, cg.Path)
 	}
 	if mgr, err = newCgroupManager(cg, nil); err != nil {
-		return err
+		return nil, err
 	}
 	// The init is cloned into the unified cgroup (v2, or its part of a
 	// hybrid host), so that one exists before the shim goes on; the rest is
@@ -317,68 +394,97 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 			err = os.MkdirAll(unified, 0o755)
 		}
 		if err != nil {
-			return fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+			return nil, fmt.Errorf("create cgroup %s: %w", cg.Path, err)
 		}
 	}
 	shimCfg := nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
 		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(),
 		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified,
 		LogPath: opts.LogPath, Terminal: shimTerminal, OpenStdin: opts.OpenStdin, StdinOnce: opts.StdinOnce}
-	if err = p.send(p.shimW, shimCfg, "shim"); err != nil {
-		return err
-	}
-
-	if err = mgr.Apply(-1); err != nil {
-		return fmt.Errorf("create cgroup %s: %w", cg.Path, err)
-	}
-	if err = mgr.Set(cg.Resources); err != nil {
-		return fmt.Errorf("set cgroup limits: %w", err)
-	}
-	// The init enters its cgroup itself (see nsinit.enterCgroup), so the
-	// configuration is all it waits for.
+	// Encoded now, while the shim or the init starts.
 	initCfg := nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
 		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths(), Seccomp: filter}
 	if shimTerminal {
 		initCfg.ConsoleSocket, initCfg.ConsoleFD = "", nsinit.ShimConsoleFD
 	}
-	if err = p.send(p.configW, initCfg, "container init"); err != nil {
-		return err
+	var started chan error
+	if parent == nil {
+		if err = p.send(p.shimW, marshal(shimCfg), "shim"); err != nil {
+			return nil, err
+		}
+	} else {
+		// We are the shim: the init starts while the cgroups are made.
+		parent.cfg = shimCfg
+		started = make(chan error, 1)
+		go func() {
+			var err error
+			parent.pid, err = nsinit.StartInit(r.Binary, shimCfg, p.configR, p.syncW, parent.stdio)
+			started <- err
+		}()
+	}
+	initData := marshal(initCfg)
+
+	if err = mgr.Apply(-1); err != nil {
+		err = fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+	} else if err = mgr.Set(cg.Resources); err != nil {
+		err = fmt.Errorf("set cgroup limits: %w", err)
+	}
+	if started != nil {
+		if serr := <-started; serr != nil {
+			return nil, fmt.Errorf("start container init: %w", serr)
+		}
+		p.closeChildEnds()
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The init enters its cgroup itself (see nsinit.enterCgroup), so the
+	// configuration, sent once the cgroups exist, is all it waits for.
+	if err = p.send(p.configW, initData, "container init"); err != nil {
+		return nil, err
 	}
 
-	msg, err := readMessage(p.reportR)
+	pid, shimPid := 0, os.Getpid()
+	if parent != nil {
+		pid = parent.pid
+	} else {
+		msg, err := readMessage(p.reportR)
+		if err != nil {
+			return nil, fmt.Errorf("shim: %w", err)
+		}
+		if msg.Type == "error" {
+			return nil, fmt.Errorf("shim: %s", msg.Msg)
+		}
+		pid, shimPid = msg.Pid, shim.Process.Pid
+	}
+	msg, err := readMessage(p.syncR)
 	if err != nil {
-		return fmt.Errorf("shim: %w", err)
+		return nil, fmt.Errorf("container init: %w", err)
 	}
 	if msg.Type == "error" {
-		return fmt.Errorf("shim: %s", msg.Msg)
-	}
-	pid := msg.Pid
-	msg, err = readMessage(p.syncR)
-	if err != nil {
-		return fmt.Errorf("container init: %w", err)
-	}
-	if msg.Type == "error" {
-		return fmt.Errorf("container init: %s", msg.Msg)
+		return nil, fmt.Errorf("container init: %s", msg.Msg)
 	}
 	start, err := processStartTime(pid)
 	if err != nil {
-		return fmt.Errorf("container init exited: %w", err)
+		return nil, fmt.Errorf("container init exited: %w", err)
 	}
-	rec := &record{ID: id, Bundle: bundle, Pid: pid, ShimPid: shim.Process.Pid, StartTime: start,
+	rec := &record{ID: id, Bundle: bundle, Pid: pid, ShimPid: shimPid, StartTime: start,
 		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupPaths: mgr.GetPaths(),
 		CgroupPath: cg.Path, Rootfs: rootfsOf(spec, bundle), Seccomp: filter, Capabilities: spec.Process.Capabilities}
 	if err = r.writeRecord(rec); err != nil {
-		return err
+		return nil, err
 	}
 	if opts.PidFile != "" {
 		if err = writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(pid))); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// The shim is not ours to wait for; release it.
-	shim.Process.Release()
-	shim = nil
-	return nil
+	if shim != nil {
+		// The shim is not ours to wait for; release it.
+		shim.Process.Release()
+		shim = nil
+	}
+	return rec, nil
 }
 
 // pipes connect Create with the shim and the init (see package nsinit for
@@ -418,11 +524,16 @@ func (p *pipes) close() {
 	}
 }
 
-// send writes v as one JSON line to w and closes it. A reader that has
-// gone has said why on its report pipe.
-func (p *pipes) send(w *os.File, v any, who string) error {
+// marshal encodes a configuration as one JSON line.
+func marshal(v any) []byte {
 	data, _ := json.Marshal(v)
-	_, err := w.Write(append(data, '\n'))
+	return append(data, '\n')
+}
+
+// send writes a line to w and closes it. A reader that has gone has said
+// why on its report pipe.
+func (p *pipes) send(w *os.File, line []byte, who string) error {
+	_, err := w.Write(line)
 	w.Close()
 	if err == nil {
 		return nil
@@ -592,9 +703,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	// The shim records the exit and goes; wait for it briefly so that no
 	// process of ours outlives the delete.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	waitExit(ctx, rec.ShimPid)
-	cancel()
+	if rec.ShimPid != os.Getpid() { // Run's container: we are its parent
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		waitExit(ctx, rec.ShimPid)
+		cancel()
+	}
 	if err := destroyCgroup(mgr); err != nil {
 		return err
 	}

@@ -1,15 +1,21 @@
 package runtime_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-sh/skiff/internal/runtime"
 )
 
 func TestContainerIsIsolated(t *testing.T) {
@@ -35,6 +41,60 @@ func TestContainerIsIsolated(t *testing.T) {
 	}
 	if strings.Contains(out, "/work") || strings.Contains(out, " /boot") {
 		t.Errorf("host mounts visible:\n%s", out)
+	}
+}
+
+// A foreground run is the container's parent, as runc's is: the container
+// shows as running to other commands, signals to run reach it, and run
+// passes its exit code through and leaves nothing behind.
+func TestRunIsTheContainersParent(t *testing.T) {
+	e := newEnv(t)
+	var cgPath string
+	b := e.bundle(func(s *specs.Spec) {
+		sh("trap 'exit 42' TERM; while true; do sleep 0.1; done")(s)
+		cgPath = s.Linux.CgroupsPath
+	})
+	cmd := exec.Command(binary, "--root", e.root, "run", "-b", b, "fg")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var st runtime.State
+	for deadline := time.Now().Add(20 * time.Second); st.Status != "running"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run's container never showed as running: %+v", st)
+		}
+		if r := e.run("state", "fg"); r.code == 0 {
+			st = runtime.State{}
+			json.Unmarshal([]byte(r.stdout), &st)
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", st.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 4 of /proc/PID/stat, after the command name in parentheses.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if fields[1] != strconv.Itoa(cmd.Process.Pid) {
+		t.Errorf("the container's parent is %s, want run (%d)", fields[1], cmd.Process.Pid)
+	}
+	time.Sleep(200 * time.Millisecond) // let the shell install its trap
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not end after SIGTERM")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 42 {
+		t.Errorf("run ended with %v, want exit code 42 from the trap", err)
+	}
+	if out := e.must("list", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers left after run: %q", out)
+	}
+	if _, err := os.Stat(cgroupDir("pids", cgPath)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cgroup left after run: %v", err)
 	}
 }
 

@@ -27,7 +27,7 @@ type record struct {
 	ID          string            `json:"id"`
 	Bundle      string            `json:"bundle"`
 	Pid         int               `json:"pid"`
-	ShimPid     int               `json:"shimPid"`
+	ShimPid     int               `json:"shimPid"`   // the init's parent: its shim, or the process in Run
 	StartTime   uint64            `json:"startTime"` // of Pid, to tell pid reuse apart
 	Created     time.Time         `json:"created"`
 	Annotations map[string]string `json:"annotations,omitempty"`

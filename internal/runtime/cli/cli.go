@@ -200,14 +200,16 @@ func (c *command) run(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	if err := c.rt.Create(ctx, id, *f.bundle, runtime.CreateOptions{PidFile: *f.pidFile, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}); err != nil {
-		return err
-	}
-	if err := c.rt.Start(id); err != nil {
-		c.rt.Delete(id, true)
-		return err
-	}
+	opts := runtime.CreateOptions{PidFile: *f.pidFile, ConsoleSocket: *f.consoleSocket,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if *detach {
+		if err := c.rt.Create(ctx, id, *f.bundle, opts); err != nil {
+			return err
+		}
+		if err := c.rt.Start(id); err != nil {
+			c.rt.Delete(id, true)
+			return err
+		}
 		return nil
 	}
 	// Pass signals on to the container while we wait.
@@ -218,8 +220,12 @@ func (c *command) run(args []string) error {
 			c.rt.Kill(id, s.(unix.Signal), false)
 		}
 	}()
-	exit, err := c.rt.Wait(ctx, id)
+	exit, err := c.rt.Run(ctx, id, *f.bundle, opts)
 	signal.Stop(sigs)
+	close(sigs)
+	if err != nil && errors.Is(err, runtime.ErrExist) {
+		return err // not ours to delete
+	}
 	if !*keep {
 		c.rt.Delete(id, true)
 	}

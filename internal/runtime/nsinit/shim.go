@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -46,7 +45,7 @@ func RunShim() int {
 	if err != nil {
 		return fail(err)
 	}
-	stdio := initStdio{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	stdio := InitStdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	var log *criLog
 	var attach *attachServer
 	if cfg.LogPath != "" {
@@ -61,7 +60,7 @@ func RunShim() int {
 		}
 	}
 	config, sync := os.NewFile(3, "config"), os.NewFile(4, "sync")
-	cmd, err := startInit(self, cfg, config, sync, stdio)
+	pid, err := StartInit(self, cfg, config, sync, stdio)
 	if err != nil {
 		return fail(fmt.Errorf("start container init: %w", err))
 	}
@@ -82,27 +81,15 @@ func RunShim() int {
 		// Otherwise the init failed before making its terminal, and
 		// says why on the sync pipe.
 	}
-	writeMessage(report, Message{Type: "pid", Pid: cmd.Process.Pid})
+	writeMessage(report, Message{Type: "pid", Pid: pid})
 	report.Close()
 
-	status := reapUntil(cmd.Process.Pid)
-	exit := Exit{At: time.Now().UTC().Format(time.RFC3339Nano)}
-	switch {
-	case status.Signaled():
-		exit.Signal = int(status.Signal())
-		exit.Code = 128 + exit.Signal
-	default:
-		exit.Code = status.ExitStatus()
-	}
-	exit.OOMKilled = oomKilled(cfg)
+	status := ReapUntil(pid)
+	exited := time.Now()
 	if log != nil {
 		log.drain(2 * time.Second)
 	}
-	data, _ := json.Marshal(exit)
-	tmp := filepath.Join(cfg.StateDir, ".exit.json")
-	if err := os.WriteFile(tmp, data, 0o644); err == nil {
-		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
-	}
+	RecordExit(cfg, status, exited)
 	if attach != nil {
 		// The output is all sent: attached clients read the end.
 		attach.shutdown(time.Second)
@@ -110,10 +97,10 @@ func RunShim() int {
 	return 0
 }
 
-// initStdio is the init's stdio as the shim hands it over.
-type initStdio struct {
-	// stdin, stdout, stderr are the init's fds 0-2; nil is /dev/null.
-	stdin, stdout, stderr *os.File
+// InitStdio is the init's stdio as its parent hands it over.
+type InitStdio struct {
+	// Stdin, Stdout, Stderr are the init's fds 0-2; nil is /dev/null.
+	Stdin, Stdout, Stderr *os.File
 	// consoleChild is the init's end of the socketpair the terminal's
 	// master comes back over (its ShimConsoleFD); console is ours.
 	consoleChild, console *os.File
@@ -125,8 +112,8 @@ type initStdio struct {
 // output goes to the log and attached clients, and a stdin pipe they write
 // to when asked; or, for a terminal, /dev/null until the init replaces it
 // with the terminal, whose master the shim takes over a socketpair.
-func heldStdio(cfg ShimConfig, log *criLog, attach *attachServer) (initStdio, error) {
-	var s initStdio
+func heldStdio(cfg ShimConfig, log *criLog, attach *attachServer) (InitStdio, error) {
+	var s InitStdio
 	if cfg.Terminal {
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -138,73 +125,102 @@ func heldStdio(cfg ShimConfig, log *criLog, attach *attachServer) (initStdio, er
 		return s, nil
 	}
 	var err error
-	if s.stdout, err = log.pipe("stdout", attach.output(AttachStdout)); err != nil {
+	if s.Stdout, err = log.pipe("stdout", attach.output(AttachStdout)); err != nil {
 		return s, err
 	}
-	if s.stderr, err = log.pipe("stderr", attach.output(AttachStderr)); err != nil {
+	if s.Stderr, err = log.pipe("stderr", attach.output(AttachStderr)); err != nil {
 		return s, err
 	}
-	s.childEnds = []*os.File{s.stdout, s.stderr}
+	s.childEnds = []*os.File{s.Stdout, s.Stderr}
 	if cfg.OpenStdin {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return s, err
 		}
-		s.stdin = r
+		s.Stdin = r
 		s.childEnds = append(s.childEnds, r)
 		attach.setStdin(w, nil)
 	} else {
-		s.stdin = os.Stdin
+		s.Stdin = os.Stdin
 	}
 	return s, nil
 }
 
-// startInit starts the container's init in its new namespaces, and on a
+// StartInit starts the container's init in its new namespaces, and on a
 // cgroup v2 host straight in its cgroup; a kernel without clone3's
-// CLONE_INTO_CGROUP (before 5.7) gets an init that moves itself.
-func startInit(self string, cfg ShimConfig, config, sync *os.File, stdio initStdio) (*exec.Cmd, error) {
-	command := func(cgroupFD int) *exec.Cmd {
-		cmd := exec.Command(self, "init")
-		cmd.Args[0] = "skiff-init"
-		// A nil *os.File in an io.Reader would not read as /dev/null.
-		if stdio.stdin != nil {
-			cmd.Stdin = stdio.stdin
+// CLONE_INTO_CGROUP (before 5.7) gets an init that moves itself. self is
+// the skiff-init executable; config and sync become the init's fds 3 and 4.
+// It forks with syscall.ForkExec rather than os/exec, which would first
+// fork a throwaway child to probe for pidfd support.
+func StartInit(self string, cfg ShimConfig, config, sync *os.File, stdio InitStdio) (int, error) {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer devNull.Close()
+	fd := func(f *os.File) uintptr {
+		if f == nil {
+			return devNull.Fd()
 		}
-		if stdio.stdout != nil {
-			cmd.Stdout = stdio.stdout
-		}
-		if stdio.stderr != nil {
-			cmd.Stderr = stdio.stderr
-		}
-		cmd.ExtraFiles = []*os.File{config, sync}
-		if stdio.consoleChild != nil {
-			cmd.ExtraFiles = append(cmd.ExtraFiles, stdio.consoleChild) // ShimConsoleFD
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}
+		return f.Fd()
+	}
+	files := []uintptr{fd(stdio.Stdin), fd(stdio.Stdout), fd(stdio.Stderr), config.Fd(), sync.Fd()}
+	if stdio.consoleChild != nil {
+		files = append(files, stdio.consoleChild.Fd()) // ShimConsoleFD
+	}
+	start := func(cgroupFD int) (int, error) {
+		attr := &syscall.ProcAttr{Env: []string{}, Files: files,
+			Sys: &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags}}
 		if cgroupFD >= 0 {
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
+			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, cgroupFD
 		}
-		cmd.Env = []string{}
-		return cmd
+		var pid int
+		err := StartInPidNamespace(cfg.PidNamespace, func() (err error) {
+			pid, err = syscall.ForkExec(self, []string{"skiff-init", "init"}, attr)
+			return err
+		})
+		return pid, err
 	}
+	// The descriptors above are plain numbers: keep their files open.
+	defer runtime.KeepAlive(stdio)
+	defer runtime.KeepAlive(config)
+	defer runtime.KeepAlive(sync)
 	if cfg.CloneIntoCgroup != "" {
-		fd, err := unix.Open(cfg.CloneIntoCgroup, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		cgroup, err := unix.Open(cfg.CloneIntoCgroup, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("open cgroup: %w", err)
+			return 0, fmt.Errorf("open cgroup: %w", err)
 		}
-		defer unix.Close(fd)
-		cmd := command(fd)
-		err = StartInPidNamespace(cmd, cfg.PidNamespace)
+		defer unix.Close(cgroup)
+		pid, err := start(cgroup)
 		if err == nil || !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.E2BIG) {
-			return cmd, err
+			return pid, err
 		}
 	}
-	cmd := command(-1)
-	return cmd, StartInPidNamespace(cmd, cfg.PidNamespace)
+	return start(-1)
 }
 
-// reapUntil waits for every child, returning the status of pid when it ends.
-func reapUntil(pid int) unix.WaitStatus {
+// RecordExit writes how the init ended (status) to <state>/exit.json, where
+// the runtime reads it, and returns it; at is when the exit was seen.
+func RecordExit(cfg ShimConfig, status unix.WaitStatus, at time.Time) Exit {
+	exit := Exit{At: at.UTC().Format(time.RFC3339Nano)}
+	switch {
+	case status.Signaled():
+		exit.Signal = int(status.Signal())
+		exit.Code = 128 + exit.Signal
+	default:
+		exit.Code = status.ExitStatus()
+	}
+	exit.OOMKilled = oomKilled(cfg)
+	data, _ := json.Marshal(exit)
+	tmp := filepath.Join(cfg.StateDir, ".exit.json")
+	if err := os.WriteFile(tmp, data, 0o644); err == nil {
+		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
+	}
+	return exit
+}
+
+// ReapUntil waits for every child, returning the status of pid when it ends.
+func ReapUntil(pid int) unix.WaitStatus {
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)
@@ -255,12 +271,13 @@ func writeMessage(f *os.File, m Message) {
 	f.Write(append(data, '\n'))
 }
 
-// StartInPidNamespace starts cmd in the pid namespace at path pidns (none:
-// ours). setns of a pid namespace only applies to the calling thread's
-// future children, so it runs on a thread of its own, discarded afterwards.
-func StartInPidNamespace(cmd *exec.Cmd, pidns string) error {
+// StartInPidNamespace runs start, which forks, in the pid namespace at
+// path pidns (none: ours). setns of a pid namespace only applies to the
+// calling thread's future children, so it runs on a thread of its own,
+// discarded afterwards.
+func StartInPidNamespace(pidns string, start func() error) error {
 	if pidns == "" {
-		return cmd.Start()
+		return start()
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -275,7 +292,7 @@ func StartInPidNamespace(cmd *exec.Cmd, pidns string) error {
 			errc <- fmt.Errorf("join pid namespace %s: %w", pidns, err)
 			return
 		}
-		errc <- cmd.Start()
+		errc <- start()
 	}()
 	return <-errc
 }
