@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +100,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts
 	}
 	// The container's seccomp filter, as compiled at create, applies to
 	// the process too.
-	cfg, _ := json.Marshal(nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: rec.Seccomp})
+	cfg := nsinit.EncodeExecConfig(&nsinit.ExecConfig{Process: proc, ContainerPid: rec.Pid, ConsoleFD: consoleFD, Seccomp: rec.Seccomp})
 	if _, err := configW.Write(cfg); err != nil {
 		return fail(err)
 	}

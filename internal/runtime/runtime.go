@@ -219,23 +219,18 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpti
 	return err
 }
 
-// Run creates and starts a container and waits for it to exit, as `run`
-// without --detach does; the container stays, stopped, for the caller to
-// delete. Like runc's, this process is the container's parent while it
-// runs, in place of a shim: that saves a process start on the way in, and
-// the exit is seen without a hop. It becomes a child subreaper and reaps
-// every child that ends meanwhile, so it is for a process that runs one
-// container (the CLI). Stdio that are not files, or a log, take the shim.
-func (r *Runtime) Run(ctx context.Context, id, bundle string, opts CreateOptions) (*nsinit.Exit, error) {
+// Run creates and starts a container, waits for it to exit and, unless
+// keep, deletes it, as `run` without --detach does. Like runc's, this
+// process is the container's parent while it runs, in place of a shim:
+// that saves a process start on the way in, the init goes on to the
+// program as soon as it is ready (no wait for `start`), and the exit is
+// seen without a hop. It becomes a child subreaper and reaps every child
+// that ends meanwhile, so it is for a process that runs one container
+// (the CLI). Stdio that are not files, or a log, take a shim.
+func (r *Runtime) Run(ctx context.Context, id, bundle string, opts CreateOptions, keep bool) (*nsinit.Exit, error) {
 	stdio, ok := fileStdio(opts)
 	if !ok || opts.LogPath != "" {
-		if err := r.Create(ctx, id, bundle, opts); err != nil {
-			return nil, err
-		}
-		if err := r.Start(id); err != nil {
-			return nil, err
-		}
-		return r.Wait(ctx, id)
+		return r.runWithShim(ctx, id, bundle, opts, keep)
 	}
 	// Orphans of the container (when it shares our pid namespace) are
 	// reparented to us and reaped, as a shim does.
@@ -243,16 +238,44 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, opts CreateOptions
 		return nil, fmt.Errorf("set child subreaper: %w", err)
 	}
 	parent := &inProcessParent{stdio: stdio}
-	if _, err := r.create(ctx, id, bundle, opts, parent); err != nil {
+	rec, err := r.create(ctx, id, bundle, opts, parent)
+	if err != nil {
+		return nil, err
+	}
+	ws := nsinit.ReapUntil(parent.pid)
+	if keep {
+		exit := nsinit.RecordExit(parent.cfg, ws, time.Now())
+		return &exit, nil
+	}
+	// Deleted right away: no need to record the exit in its state.
+	exit := nsinit.ExitOf(parent.cfg, ws, time.Now())
+	unlock, err := lock(r.dir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return &exit, nil // deleted meanwhile
+	}
+	if err != nil {
+		return &exit, err
+	}
+	defer unlock()
+	return &exit, r.remove(rec)
+}
+
+// runWithShim is Run through Create, Start and Wait.
+func (r *Runtime) runWithShim(ctx context.Context, id, bundle string, opts CreateOptions, keep bool) (*nsinit.Exit, error) {
+	if err := r.Create(ctx, id, bundle, opts); err != nil {
 		return nil, err
 	}
 	if err := r.Start(id); err != nil {
-		unix.Kill(parent.pid, unix.SIGKILL)
-		nsinit.ReapUntil(parent.pid)
+		r.Delete(id, true)
 		return nil, err
 	}
-	exit := nsinit.RecordExit(parent.cfg, nsinit.ReapUntil(parent.pid), time.Now())
-	return &exit, nil
+	exit, err := r.Wait(ctx, id)
+	if !keep {
+		if derr := r.Delete(id, true); err == nil {
+			err = derr
+		}
+	}
+	return exit, err
 }
 
 // inProcessParent makes the calling process the parent of a container's
@@ -371,9 +394,13 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 			return nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 		}
 	}
-	fifo := filepath.Join(dir, execFifo)
-	if err = unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, fmt.Errorf("exec fifo: %w", err)
+	// The init waits on the fifo for `start`; Run's starts straight away.
+	fifo := ""
+	if parent == nil {
+		fifo = filepath.Join(dir, execFifo)
+		if err = unix.Mkfifo(fifo, 0o622); err != nil {
+			return nil, fmt.Errorf("exec fifo: %w", err)
+		}
 	}
 	cg := cgroupConfig(id, spec)
 	if cgroupExists(cg.Path) {
@@ -397,46 +424,38 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 			return nil, fmt.Errorf("create cgroup %s: %w", cg.Path, err)
 		}
 	}
+	paths := mgr.GetPaths()
 	shimCfg := nsinit.ShimConfig{StateDir: dir, Cloneflags: cloneflags(spec),
 		MemoryCgroup: memoryPath(mgr), CgroupV2: cgroups.IsCgroup2UnifiedMode(),
 		PidNamespace: namespacePath(spec, specs.PIDNamespace), CloneIntoCgroup: unified,
 		LogPath: opts.LogPath, Terminal: shimTerminal, OpenStdin: opts.OpenStdin, StdinOnce: opts.StdinOnce}
-	// Encoded now, while the shim or the init starts.
-	initCfg := nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
-		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: mgr.GetPaths(), Seccomp: filter}
-	if shimTerminal {
-		initCfg.ConsoleSocket, initCfg.ConsoleFD = "", nsinit.ShimConsoleFD
-	}
-	var started chan error
 	if parent == nil {
-		if err = p.send(p.shimW, marshal(shimCfg), "shim"); err != nil {
-			return nil, err
-		}
+		err = p.send(p.shimW, marshal(shimCfg), "shim")
 	} else {
-		// We are the shim: the init starts while the cgroups are made.
+		// We are the shim.
 		parent.cfg = shimCfg
-		started = make(chan error, 1)
-		go func() {
-			var err error
-			parent.pid, err = nsinit.StartInit(r.Binary, shimCfg, p.configR, p.syncW, parent.stdio)
-			started <- err
-		}()
-	}
-	initData := marshal(initCfg)
-
-	if err = mgr.Apply(-1); err != nil {
-		err = fmt.Errorf("create cgroup %s: %w", cg.Path, err)
-	} else if err = mgr.Set(cg.Resources); err != nil {
-		err = fmt.Errorf("set cgroup limits: %w", err)
-	}
-	if started != nil {
-		if serr := <-started; serr != nil {
-			return nil, fmt.Errorf("start container init: %w", serr)
+		parent.pid, err = nsinit.StartInit(r.Binary, shimCfg, p.configR, p.syncW, parent.stdio)
+		if err != nil {
+			err = fmt.Errorf("start container init: %w", err)
 		}
 		p.closeChildEnds()
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Encoded while the init starts.
+	initCfg := nsinit.Config{Spec: spec, Rootfs: rootfsOf(spec, bundle), ExecFIFO: fifo,
+		ConsoleSocket: opts.ConsoleSocket, CgroupPaths: paths, Seccomp: filter}
+	if shimTerminal {
+		initCfg.ConsoleSocket, initCfg.ConsoleFD = "", nsinit.ShimConsoleFD
+	}
+	initData := nsinit.EncodeConfig(&initCfg)
+	// The rest of the cgroup is made while the init starts up.
+	if err = mgr.Apply(-1); err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+	}
+	if err = mgr.Set(cg.Resources); err != nil {
+		return nil, fmt.Errorf("set cgroup limits: %w", err)
 	}
 	// The init enters its cgroup itself (see nsinit.enterCgroup), so the
 	// configuration, sent once the cgroups exist, is all it waits for.
@@ -469,7 +488,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 		return nil, fmt.Errorf("container init exited: %w", err)
 	}
 	rec := &record{ID: id, Bundle: bundle, Pid: pid, ShimPid: shimPid, StartTime: start,
-		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupPaths: mgr.GetPaths(),
+		Created: time.Now().UTC(), Annotations: spec.Annotations, CgroupPaths: paths,
 		CgroupPath: cg.Path, Rootfs: rootfsOf(spec, bundle), Seccomp: filter, Capabilities: spec.Process.Capabilities}
 	if err = r.writeRecord(rec); err != nil {
 		return nil, err
@@ -693,6 +712,12 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if st != StatusStopped && st != StatusCreated && !force {
 		return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrInvalidState)
 	}
+	return r.remove(rec)
+}
+
+// remove ends whatever is left of a container and removes its cgroup and
+// state; the caller holds its lock or is its parent (Run).
+func (r *Runtime) remove(rec *record) error {
 	mgr, err := r.manager(rec)
 	if err != nil {
 		return err
@@ -701,9 +726,9 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if alive(rec.Pid, rec.StartTime) {
 		unix.Kill(rec.Pid, unix.SIGKILL)
 	}
-	// The shim records the exit and goes; wait for it briefly so that no
-	// process of ours outlives the delete.
 	if rec.ShimPid != os.Getpid() { // Run's container: we are its parent
+		// The shim records the exit and goes; wait for it briefly so
+		// that no process of ours outlives the delete.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		waitExit(ctx, rec.ShimPid)
 		cancel()
@@ -711,7 +736,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if err := destroyCgroup(mgr); err != nil {
 		return err
 	}
-	return os.RemoveAll(r.dir(id))
+	return os.RemoveAll(r.dir(rec.ID))
 }
 
 // cgroupPids lists every process in the container's cgroup, read from one

@@ -220,15 +220,9 @@ func (c *command) run(args []string) error {
 			c.rt.Kill(id, s.(unix.Signal), false)
 		}
 	}()
-	exit, err := c.rt.Run(ctx, id, *f.bundle, opts)
+	exit, err := c.rt.Run(ctx, id, *f.bundle, opts, *keep)
 	signal.Stop(sigs)
 	close(sigs)
-	if err != nil && errors.Is(err, runtime.ErrExist) {
-		return err // not ours to delete
-	}
-	if !*keep {
-		c.rt.Delete(id, true)
-	}
 	if err != nil {
 		return err
 	}

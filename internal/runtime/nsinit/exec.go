@@ -1,7 +1,6 @@
 package nsinit
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,9 +43,9 @@ func execInit(config, sync *os.File) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	var cfg ExecConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("decode config: %w", err)
+	cfg, err := DecodeExecConfig(data)
+	if err != nil {
+		return err
 	}
 	if cfg.Process == nil || len(cfg.Process.Args) == 0 {
 		return fmt.Errorf("process.args is empty")

@@ -1,10 +1,9 @@
 package nsinit
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,14 +37,14 @@ func RunInit() int {
 }
 
 func initContainer(config, sync *os.File) error {
-	// The config pipe carries the Config on one line, then EOF.
-	data, err := bufio.NewReader(config).ReadBytes('\n')
-	if err != nil && len(data) == 0 {
+	// The config pipe carries the Config (EncodeConfig), then EOF.
+	data, err := io.ReadAll(config)
+	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("decode config: %w", err)
+	cfg, err := DecodeConfig(data)
+	if err != nil {
+		return err
 	}
 	spec := cfg.Spec
 	if spec == nil || spec.Process == nil {
@@ -67,9 +66,11 @@ func initContainer(config, sync *os.File) error {
 		}
 	}
 	// The fifo must be reachable after pivot_root: keep a path fd to it.
-	fifo, err := unix.Open(cfg.ExecFIFO, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open exec fifo: %w", err)
+	fifo := -1
+	if cfg.ExecFIFO != "" {
+		if fifo, err = unix.Open(cfg.ExecFIFO, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open exec fifo: %w", err)
+		}
 	}
 	// The cgroup first: its files are host paths, and everything after
 	// is charged to it. The cgroup namespace is rooted where we then are.
@@ -125,16 +126,18 @@ func initContainer(config, sync *os.File) error {
 	writeMessage(sync, Message{Type: "ready"})
 	sync.Close()
 
-	// Block until `start` opens the fifo for reading. This comes before
-	// the user switch: a process that changed uid may no longer open its
-	// own /proc/self/fd.
-	w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open exec fifo for writing: %w", err)
+	if fifo >= 0 {
+		// Block until `start` opens the fifo for reading. This comes
+		// before the user switch: a process that changed uid may no
+		// longer open its own /proc/self/fd.
+		w, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifo), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open exec fifo for writing: %w", err)
+		}
+		unix.Write(w, []byte{0})
+		unix.Close(w)
+		unix.Close(fifo)
 	}
-	unix.Write(w, []byte{0})
-	unix.Close(w)
-	unix.Close(fifo)
 	if err := finishProcess(spec.Process, cfg.Seccomp); err != nil {
 		// Nobody listens on the sync pipe any more: say it on stderr.
 		fmt.Fprintf(os.Stderr, "skiff-runtime: %v\n", err)

@@ -10,7 +10,7 @@
 //
 // File descriptors passed between the processes:
 //
-//	3  config pipe: a Config (JSON, one line)
+//	3  config pipe: a Config (EncodeConfig; ExecConfig for an exec), then EOF
 //	4  sync pipe:   the init reports {"type":"ready"} or {"type":"error"}
 //	5  report pipe: the shim reports the init's pid (shim only)
 //	5  console:     in the init of a container whose shim holds the
@@ -62,7 +62,8 @@ type Config struct {
 	Spec *specs.Spec `json:"spec"`
 	// Rootfs is the absolute path of the root filesystem on the host.
 	Rootfs string `json:"rootfs"`
-	// ExecFIFO is the host path of the FIFO that `start` opens.
+	// ExecFIFO is the host path of the FIFO that `start` opens; the init
+	// waits for that before it execs. Empty: it execs once ready (run).
 	ExecFIFO string `json:"execFifo"`
 	// ConsoleSocket, when set, receives the terminal's master.
 	ConsoleSocket string `json:"consoleSocket,omitempty"`

@@ -199,9 +199,21 @@ func StartInit(self string, cfg ShimConfig, config, sync *os.File, stdio InitStd
 	return start(-1)
 }
 
-// RecordExit writes how the init ended (status) to <state>/exit.json, where
-// the runtime reads it, and returns it; at is when the exit was seen.
+// RecordExit writes how the init ended (ExitOf) to <state>/exit.json,
+// where the runtime reads it, and returns it.
 func RecordExit(cfg ShimConfig, status unix.WaitStatus, at time.Time) Exit {
+	exit := ExitOf(cfg, status, at)
+	data, _ := json.Marshal(exit)
+	tmp := filepath.Join(cfg.StateDir, ".exit.json")
+	if err := os.WriteFile(tmp, data, 0o644); err == nil {
+		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
+	}
+	return exit
+}
+
+// ExitOf is how the init ended: its wait status, whether the memory
+// cgroup killed a process, and when (at) the exit was seen.
+func ExitOf(cfg ShimConfig, status unix.WaitStatus, at time.Time) Exit {
 	exit := Exit{At: at.UTC().Format(time.RFC3339Nano)}
 	switch {
 	case status.Signaled():
@@ -211,11 +223,6 @@ func RecordExit(cfg ShimConfig, status unix.WaitStatus, at time.Time) Exit {
 		exit.Code = status.ExitStatus()
 	}
 	exit.OOMKilled = oomKilled(cfg)
-	data, _ := json.Marshal(exit)
-	tmp := filepath.Join(cfg.StateDir, ".exit.json")
-	if err := os.WriteFile(tmp, data, 0o644); err == nil {
-		os.Rename(tmp, filepath.Join(cfg.StateDir, "exit.json"))
-	}
 	return exit
 }
 
