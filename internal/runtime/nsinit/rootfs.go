@@ -79,9 +79,12 @@ func setupRootfs(spec *specs.Spec, rootfs string, cgroupPaths map[string]string)
 		return fmt.Errorf("make / %v: %w", prop, err)
 	}
 	// pivot_root refuses a new root whose parent mount is shared: make
-	// that one mount private, as runc does.
-	if err := makeParentMountPrivate(rootfs); err != nil {
-		return err
+	// that one mount private, as runc does. (After a recursive slave or
+	// private, none is.)
+	if prop&unix.MS_SHARED != 0 {
+		if err := makeParentMountPrivate(rootfs); err != nil {
+			return err
+		}
 	}
 	// pivot_root needs the new root to be a mount point.
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -301,19 +304,25 @@ func mountCgroup(dest string, flags uintptr, paths map[string]string) error {
 		case strings.HasPrefix(name, "name="):
 			name = strings.TrimPrefix(name, "name=")
 		}
-		if _, err := os.Stat(src); err != nil {
-			continue // a controller the manager skipped
-		}
 		target := filepath.Join(dest, name)
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return err
+		if err := unix.Mkdir(target, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", target, err)
 		}
-		if err := bindReadonly(src, target); err != nil {
-			return err
+		if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				unix.Rmdir(target) // a controller the manager skipped
+				continue
+			}
+			return fmt.Errorf("bind %s: %w", src, err)
 		}
 	}
-	// Read-only from now on, like the controllers.
-	return unix.Mount("", dest, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755")
+	// Read-only from now on, the tmpfs and every controller below it, in
+	// one change.
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(-1, dest, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("make %s read-only: %w", dest, err)
+	}
+	return nil
 }
 
 func createMountpoint(dest string, dir bool) error {
