@@ -65,6 +65,33 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// makeUnifiedCgroup creates the container's cgroup in the unified hierarchy
+// (cgroup v2, or the cgroup2 mount beside the v1 controllers of a hybrid
+// host), which its init is cloned into, and returns its directory ("" on a
+// v1-only host). early needs only the cgroupsPath.
+func makeUnifiedCgroup(id string, early *specs.Spec) (string, error) {
+	cg := cgroupConfig(id, early)
+	switch {
+	case cgroups.IsCgroup2UnifiedMode():
+		m, err := fs2.NewManager(cg, filepath.Join("/sys/fs/cgroup", cg.Path))
+		if err != nil {
+			return "", fmt.Errorf("cgroup manager: %w", err)
+		}
+		if err := m.Apply(-1); err != nil {
+			return "", fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+		}
+		return m.Path(""), nil
+	case cgroups.IsCgroup2HybridMode():
+		// Where the v1 manager puts its "" path.
+		dir := filepath.Join("/sys/fs/cgroup/unified", cg.Path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create cgroup %s: %w", cg.Path, err)
+		}
+		return dir, nil
+	}
+	return "", nil
+}
+
 // newCgroupManager picks the v2 manager where the host is unified and the
 // v1 manager otherwise, including the hybrid layout where cgroup2 is
 // mounted beside the v1 controllers.
