@@ -109,3 +109,23 @@ func TestAFailedArgumentRuleLeavesNoStrayValue(t *testing.T) {
 		t.Errorf("personality(%d) allowed by kexec_load's rule: %#x", kexec, got)
 	}
 }
+
+// The generated tables must agree with go-seccomp-bpf's, which runc's
+// ecosystem uses, on every syscall this architecture has.
+func TestSyscallTablesAgreeWithGoSeccompBPF(t *testing.T) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		t.Skip(err)
+	}
+	if uint32(info.ID) != nativeArch {
+		t.Errorf("native audit arch %#x, go-seccomp-bpf says %#x", nativeArch, uint32(info.ID))
+	}
+	for name, want := range info.SyscallNames {
+		if got, ok := syscallNr(name); !ok || got != uint32(want) {
+			t.Errorf("syscall %s: %d (found %v), want %d", name, got, ok, want)
+		}
+	}
+	if _, ok := syscallNr("no_such_syscall"); ok {
+		t.Error("an unknown name was found")
+	}
+}
