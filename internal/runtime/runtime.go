@@ -790,7 +790,20 @@ func (r *Runtime) remove(rec *record) error {
 	if err := destroyCgroup(mgr); err != nil {
 		return err
 	}
-	return os.RemoveAll(r.dir(rec.ID))
+	return removeState(r.dir(rec.ID))
+}
+
+// removeState removes a container's state directory: usually state.json
+// and perhaps exit.json, taken one by one (os.RemoveAll would first try
+// the directory, then list it).
+func removeState(dir string) error {
+	for _, name := range []string{"state.json", "exit.json"} {
+		unix.Unlink(filepath.Join(dir, name))
+	}
+	if unix.Rmdir(dir) == nil {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 // cgroupPids lists every process in the container's cgroup, read from one

@@ -227,14 +227,13 @@ func (c *command) run(args []string) error {
 // forwardSignals passes the signals a runtime is asked to stop with on to
 // the container until stop is called. Setting up the handler starts a
 // thread (0.3 ms), so it runs beside create; a signal that comes before
-// the container exists waits for it.
+// the container exists waits for it. The handler stays until the process
+// exits: taking it down (signal.Stop) waits for the signal loop to go idle.
 func forwardSignals(rt *runtime.Runtime, id string) (stop func()) {
-	done, stopped := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(stopped)
 		sigs := make(chan os.Signal, 8)
 		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
-		defer signal.Stop(sigs)
 		for {
 			select {
 			case s := <-sigs:
@@ -250,10 +249,7 @@ func forwardSignals(rt *runtime.Runtime, id string) (stop func()) {
 			}
 		}
 	}()
-	return func() {
-		close(done)
-		<-stopped
-	}
+	return func() { close(done) }
 }
 
 func (c *command) spec(args []string) error {

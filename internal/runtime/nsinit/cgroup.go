@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // enterCgroup moves the calling thread, the init's only thread that will
@@ -49,8 +51,13 @@ func enterCgroup(paths map[string]string) error {
 }
 
 func writeSelf(file string) error {
-	if err := os.WriteFile(file, []byte("0"), 0); err != nil {
-		return fmt.Errorf("join cgroup: %w", err)
+	fd, err := unix.Open(file, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		_, err = unix.Write(fd, []byte("0"))
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("join cgroup %s: %w", file, err)
 	}
 	return nil
 }

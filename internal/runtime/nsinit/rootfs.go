@@ -356,13 +356,44 @@ var defaultDevices = []specs.LinuxDevice{
 }
 
 func populateDev(rootfs string, spec *specs.Spec) error {
-	devs := defaultDevices
-	if spec.Linux != nil {
-		devs = append(append([]specs.LinuxDevice{}, devs...), spec.Linux.Devices...)
-	}
 	old := unix.Umask(0)
 	defer unix.Umask(old)
-	for _, d := range devs {
+	// The default nodes and links go straight into the tmpfs just mounted
+	// on /dev, by name, with no paths to resolve.
+	devPath, err := securePath(rootfs, "/dev")
+	if err != nil {
+		return err
+	}
+	dev, err := unix.Open(devPath, unix.O_DIRECTORY|unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", devPath, err)
+	}
+	defer unix.Close(dev)
+	for _, d := range defaultDevices {
+		name := strings.TrimPrefix(d.Path, "/dev/")
+		if err := unix.Mknodat(dev, name, unix.S_IFCHR|0o666, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+			return fmt.Errorf("mknod %s: %w", d.Path, err)
+		}
+	}
+	links := [][2]string{
+		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+		{"/proc/kcore", "core"},
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dev, "pts/ptmx", &st, 0) == nil {
+		links = append(links, [2]string{"pts/ptmx", "ptmx"})
+	}
+	for _, l := range links {
+		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		}
+	}
+	// The spec's own devices, wherever they go; one may replace a default.
+	if spec.Linux == nil {
+		return nil
+	}
+	for _, d := range spec.Linux.Devices {
 		p, err := securePath(rootfs, d.Path)
 		if err != nil {
 			return err
@@ -394,23 +425,6 @@ func populateDev(rootfs string, spec *specs.Spec) error {
 			gid = int(*d.GID)
 		}
 		os.Lchown(p, uid, gid)
-	}
-	links := [][2]string{
-		{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
-		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
-		{"/proc/kcore", "/dev/core"},
-	}
-	if _, err := os.Stat(filepath.Join(rootfs, "dev/pts/ptmx")); err == nil {
-		links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
-	}
-	for _, l := range links {
-		p := filepath.Join(rootfs, l[1])
-		if _, err := os.Lstat(p); err == nil {
-			continue
-		}
-		if err := os.Symlink(l[0], p); err != nil {
-			return fmt.Errorf("symlink %s: %w", l[1], err)
-		}
 	}
 	return nil
 }
