@@ -491,7 +491,7 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 	paths := mgr.GetPaths()
 	shimCfg.MemoryCgroup, shimCfg.Terminal = memoryPath(mgr), shimTerminal
 	if parent == nil {
-		if err = p.send(p.shimW, marshal(shimCfg), "shim"); err != nil {
+		if err = p.send(p.shimW, nsinit.EncodeShimConfig(&shimCfg), "shim"); err != nil {
 			return nil, err
 		}
 	} else {
@@ -597,11 +597,6 @@ func (p *pipes) close() {
 	}
 }
 
-// marshal encodes a configuration as one JSON line.
-func marshal(v any) []byte {
-	data, _ := json.Marshal(v)
-	return append(data, '\n')
-}
 
 // send writes a line to w and closes it. A reader that has gone has said
 // why on its report pipe.

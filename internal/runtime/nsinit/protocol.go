@@ -19,7 +19,7 @@
 //	                terminal's master over it (SCM_RIGHTS, see setupConsole)
 //	                as it would to a --console-socket; Config.ConsoleFD
 //	                names it (ShimConsoleFD).
-//	6  shim config: the ShimConfig (JSON, one line; shim only)
+//	6  shim config: the ShimConfig (EncodeShimConfig), then EOF (shim only)
 //
 // # Attach
 //

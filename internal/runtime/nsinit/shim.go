@@ -1,10 +1,10 @@
 package nsinit
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,14 +28,15 @@ func RunShim() int {
 		return 1
 	}
 	// The runtime reads the spec while we start, then sends our part.
-	var cfg ShimConfig
-	line, err := bufio.NewReader(os.NewFile(6, "shim-config")).ReadBytes('\n')
-	if len(line) == 0 {
+	data, _ := io.ReadAll(os.NewFile(6, "shim-config"))
+	if len(data) == 0 {
 		return 1 // the runtime gave up: nothing to do
 	}
-	if err := json.Unmarshal(line, &cfg); err != nil {
+	decoded, err := DecodeShimConfig(data)
+	if err != nil {
 		return fail(fmt.Errorf("bad shim config: %w", err))
 	}
+	cfg := *decoded
 	// Orphans of the container (when it shares our pid namespace) are
 	// reparented to us and reaped below.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -274,6 +275,16 @@ func oomKilled(cfg ShimConfig) bool {
 }
 
 func writeMessage(f *os.File, m Message) {
+	// The messages of every container start are written by hand: spare
+	// the shim and the init encoding/json's first-use cost.
+	switch {
+	case m == (Message{Type: "ready"}):
+		f.Write([]byte(`{"type":"ready"}` + "\n"))
+		return
+	case m.Type == "pid" && m.Msg == "":
+		f.Write([]byte(`{"type":"pid","pid":` + strconv.Itoa(m.Pid) + "}\n"))
+		return
+	}
 	data, _ := json.Marshal(m)
 	f.Write(append(data, '\n'))
 }

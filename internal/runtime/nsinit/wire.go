@@ -26,7 +26,37 @@ import (
 const (
 	wireConfig     byte = 0xC1
 	wireExecConfig byte = 0xE1
+	wireShimConfig byte = 0x51
 )
+
+// EncodeShimConfig encodes a shim's configuration.
+func EncodeShimConfig(c *ShimConfig) []byte {
+	var w wireWriter
+	w.byte(wireShimConfig)
+	w.string(c.StateDir)
+	w.uint(uint64(c.Cloneflags))
+	w.string(c.MemoryCgroup)
+	w.bool(c.CgroupV2)
+	w.string(c.PidNamespace)
+	w.string(c.CloneIntoCgroup)
+	w.string(c.LogPath)
+	w.bool(c.Terminal)
+	w.bool(c.OpenStdin)
+	w.bool(c.StdinOnce)
+	return w.b
+}
+
+// DecodeShimConfig decodes what EncodeShimConfig made.
+func DecodeShimConfig(data []byte) (*ShimConfig, error) {
+	r := wireReader{b: data}
+	if r.byte() != wireShimConfig {
+		return nil, errors.New("not a shim configuration (a skiff-init of another version?)")
+	}
+	c := &ShimConfig{StateDir: r.string(), Cloneflags: uintptr(r.uint()), MemoryCgroup: r.string(), CgroupV2: r.bool(),
+		PidNamespace: r.string(), CloneIntoCgroup: r.string(), LogPath: r.string(), Terminal: r.bool(),
+		OpenStdin: r.bool(), StdinOnce: r.bool()}
+	return c, r.finish()
+}
 
 // EncodeConfig encodes a container init's configuration.
 func EncodeConfig(c *Config) []byte {
