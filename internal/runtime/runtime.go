@@ -597,7 +597,6 @@ func (p *pipes) close() {
 	}
 }
 
-
 // send writes a line to w and closes it. A reader that has gone has said
 // why on its report pipe.
 func (p *pipes) send(w *os.File, line []byte, who string) error {
