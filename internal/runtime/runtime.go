@@ -356,9 +356,18 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(bundle, "config.json")); err != nil {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
+	// The whole spec is decoded and checked from the start, beside the
+	// rest: the init is started as soon as its namespaces and cgroup are
+	// known (when we are its parent: a shim needs the whole spec first).
+	loaded := make(chan loadedSpec, 1)
+	go func() {
+		spec, err := decodeSpec(data, bundle)
+		loaded <- loadedSpec{spec, err}
+	}()
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
 		return nil, err
 	}
@@ -419,22 +428,10 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpti
 		p.closeChildEnds()
 	}
 
-	// The init is started as soon as its namespaces and cgroup are known
-	// (when we are its parent: a shim needs the whole spec first); the
-	// rest of the spec is decoded meanwhile.
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
-	}
 	early, err := decodeEarlySpec(data)
 	if err != nil {
 		return nil, err
 	}
-	loaded := make(chan loadedSpec, 1)
-	go func() {
-		spec, err := decodeSpec(data, bundle)
-		loaded <- loadedSpec{spec, err}
-	}()
 	cgPath := cgroupConfig(id, early).Path
 	if cgroupExists(cgPath) {
 		// Killing and removing it on a failure would hit whatever uses it.
