@@ -251,9 +251,7 @@ func defaultProfile(caps []string) *specs.LinuxSeccomp {
 	}
 	p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: &eperm,
 		Syscalls: []specs.LinuxSyscall{allow(defaultAllowed...)}}
-	if a := nativeArch(); a != "" {
-		p.Architectures = []specs.Arch{a}
-	}
+	p.Architectures = profileArches()
 
 	if names := archAllowed[goruntime.GOARCH]; len(names) > 0 {
 		p.Syscalls = append(p.Syscalls, allow(names...))
@@ -302,18 +300,21 @@ func defaultProfile(caps []string) *specs.LinuxSeccomp {
 
 // nativeArch names this machine's architecture as the spec does; the
 // runtime's filter only admits calls made through it.
-func nativeArch() specs.Arch {
+// profileArches are the architectures the default profile covers: the
+// machine's and the one that runs beside it (32-bit programs), as Docker's
+// and containerd's do; x32 is left out (the runtime refuses its calls).
+func profileArches() []specs.Arch {
 	switch goruntime.GOARCH {
 	case "amd64":
-		return specs.ArchX86_64
+		return []specs.Arch{specs.ArchX86_64, specs.ArchX86}
 	case "arm64":
-		return specs.ArchAARCH64
+		return []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
 	case "386":
-		return specs.ArchX86
+		return []specs.Arch{specs.ArchX86}
 	case "arm":
-		return specs.ArchARM
+		return []specs.Arch{specs.ArchARM}
 	}
-	return ""
+	return nil
 }
 
 // profileFile is a seccomp profile on the node: the runtime spec's

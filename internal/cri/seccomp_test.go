@@ -222,14 +222,14 @@ func TestDefaultProfileArgumentRulesAllowNoStrayCall(t *testing.T) {
 	}
 }
 
-func TestDefaultProfileNamesTheNativeArchitecture(t *testing.T) {
+func TestDefaultProfileNamesTheNativeAnd32BitArchitectures(t *testing.T) {
 	p := defaultProfile(defaultCapabilities)
 	if p.DefaultAction != specs.ActErrno || p.DefaultErrnoRet == nil || *p.DefaultErrnoRet != uint(unix.EPERM) {
 		t.Errorf("default action %s errno %v, want EPERM", p.DefaultAction, p.DefaultErrnoRet)
 	}
-	want := map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}[goruntime.GOARCH]
-	if want != "" && !slices.Equal(p.Architectures, []specs.Arch{want}) {
-		t.Errorf("architectures %v, want [%s]", p.Architectures, want)
+	want := map[string][]specs.Arch{"amd64": {specs.ArchX86_64, specs.ArchX86}, "arm64": {specs.ArchAARCH64, specs.ArchARM}}[goruntime.GOARCH]
+	if want != nil && !slices.Equal(p.Architectures, want) {
+		t.Errorf("architectures %v, want %v", p.Architectures, want)
 	}
 }
 

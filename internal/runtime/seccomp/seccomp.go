@@ -1,14 +1,16 @@
 // Package seccomp compiles an OCI runtime-spec seccomp filter to BPF. It
 // runs in skiff-runtime, so that the processes behind each container only
 // install the finished program and need not link the compiler. Its
-// syscall tables (syscalls_<arch>.go, generated) are sorted arrays that
+// syscall tables (ztable_*_gen.go, generated) are sorted arrays that
 // cost nothing at start-up.
 //
-// The program checks the architecture (calls through another ABI, such as
-// x32 or int 0x80 on x86_64, fail with ENOSYS), then tries the spec's rules
-// in order, one block per syscall of a rule: the first rule whose syscall
+// The program checks the architecture of the call and goes to that
+// architecture's block: the machine's own, and the one that runs beside it
+// (i386 on x86_64, arm on arm64) when the spec lists it; calls through any
+// other ABI, x32 included, fail with ENOSYS. A block tries the spec's rules
+// in order, one check per syscall of a rule: the first rule whose syscall
 // and argument conditions (all of them) match decides; otherwise the
-// default action does. Every block that follows one which loaded an
+// default action does. Every check that follows one which loaded an
 // argument loads the syscall number again, so a condition that fails can
 // never leave a stray value for the next block to compare.
 package seccomp
@@ -56,14 +58,17 @@ func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
 	return 0, fmt.Errorf("seccomp action %q is not supported", a)
 }
 
-// Compile turns the spec's filter into a BPF program for this machine's
-// architecture (nil when the spec has none). The spec's architectures
-// list is not honoured beyond the native one.
+// Compile turns the spec's filter into a BPF program (nil when the spec
+// has none) for this machine's architecture and, when the spec lists it,
+// the one that runs beside it (i386 on x86_64, arm on arm64), each with
+// its own syscall numbers. Calls through any other ABI (x32 included)
+// fail with ENOSYS.
 func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if s == nil {
 		return nil, nil
 	}
-	if nativeArch == 0 {
+	arches := filterArches(s.Architectures)
+	if len(arches) == 0 {
 		return nil, errors.New("seccomp: filters are not supported on this architecture yet")
 	}
 	def, err := action(s.DefaultAction, s.DefaultErrnoRet)
@@ -73,40 +78,22 @@ func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
 	var p program
 	p.emit(bpf.LoadAbsolute{Off: offArch, Size: 4})
-	p.jump(bpf.JumpEqual, uint32(nativeArch), "", "foreign")
-	p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
-	if nativeArch == unix.AUDIT_ARCH_X86_64 {
-		// x32 calls carry bit 30 in their number.
-		p.jump(bpf.JumpGreaterOrEqual, x32Bit, "foreign", "")
-	}
-	nrLoaded := true
-	for i, rule := range s.Syscalls {
-		act, err := action(rule.Action, rule.ErrnoRet)
-		if err != nil {
+	// Each architecture's block follows the check that leads to it; the
+	// next check comes after the block.
+	for n, a := range arches {
+		next := "foreign"
+		if n+1 < len(arches) {
+			next = fmt.Sprintf("arch-%d", n+1)
+		}
+		p.far(next)
+		p.jump(bpf.JumpEqual, a.audit, "", next)
+		if err := p.rules(s, a, n, def); err != nil {
 			return nil, err
 		}
-		for j, name := range rule.Names {
-			nr, ok := syscallNr(name)
-			if !ok {
-				continue // a syscall this architecture lacks is skipped, as runc does
-			}
-			next := fmt.Sprintf("next-%d-%d", i, j)
-			if !nrLoaded {
-				p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
-				nrLoaded = true
-			}
-			p.jump(bpf.JumpEqual, uint32(nr), "", next)
-			for _, a := range rule.Args {
-				if err := p.condition(a, next); err != nil {
-					return nil, err
-				}
-				nrLoaded = false
-			}
-			p.emit(bpf.RetConstant{Val: act})
+		if n+1 < len(arches) {
 			p.label(next)
 		}
 	}
-	p.emit(bpf.RetConstant{Val: def})
 	p.label("foreign")
 	p.emit(bpf.RetConstant{Val: enosys})
 	insts, err := p.resolve()
@@ -125,6 +112,46 @@ func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	return filter, nil
+}
+
+// rules emits one architecture's block (n numbers its labels): the
+// spec's rules in order with that architecture's syscall numbers, then
+// the default action.
+func (p *program) rules(s *specs.LinuxSeccomp, a archTable, n int, def uint32) error {
+	p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+	if a.audit == unix.AUDIT_ARCH_X86_64 {
+		// x32 calls carry bit 30 in their number.
+		p.jump(bpf.JumpGreaterOrEqual, x32Bit, "foreign", "")
+	}
+	nrLoaded := true
+	for i, rule := range s.Syscalls {
+		act, err := action(rule.Action, rule.ErrnoRet)
+		if err != nil {
+			return err
+		}
+		for j, name := range rule.Names {
+			nr, ok := a.nr(name)
+			if !ok {
+				continue // a syscall this architecture lacks is skipped, as runc does
+			}
+			next := fmt.Sprintf("next-%d-%d-%d", n, i, j)
+			if !nrLoaded {
+				p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+				nrLoaded = true
+			}
+			p.jump(bpf.JumpEqual, nr, "", next)
+			for _, arg := range rule.Args {
+				if err := p.condition(arg, next); err != nil {
+					return err
+				}
+				nrLoaded = false
+			}
+			p.emit(bpf.RetConstant{Val: act})
+			p.label(next)
+		}
+	}
+	p.emit(bpf.RetConstant{Val: def})
+	return nil
 }
 
 // condition emits the check of one argument, falling through when it
@@ -193,6 +220,16 @@ type program struct {
 	insts  []instruction
 	labels map[string]int
 	n      int
+	// farLabels may be too far for a conditional jump's 8-bit skip: a
+	// jump to one goes through an unconditional jump right after it.
+	farLabels map[string]bool
+}
+
+func (p *program) far(label string) {
+	if p.farLabels == nil {
+		p.farLabels = map[string]bool{}
+	}
+	p.farLabels[label] = true
 }
 
 type instruction struct {
@@ -222,26 +259,32 @@ func (p *program) label(name string) {
 	p.labels[name] = len(p.insts)
 }
 
-// resolve turns the labels into skips; a jump too far for BPF's 8-bit
-// skips gets an unconditional jump to reach it.
+// resolve turns the labels into skips; a jump to a far label goes through
+// a trampoline, an unconditional jump, right after it.
 func (p *program) resolve() ([]bpf.Instruction, error) {
-	// Far targets are rare (only "foreign", from the top): they are
-	// reached through a trampoline right after the jump.
+	farSide := func(in instruction) string {
+		switch {
+		case !in.conditional:
+			return ""
+		case p.farLabels[in.onTrue]:
+			return in.onTrue
+		case p.farLabels[in.onFalse]:
+			return in.onFalse
+		}
+		return ""
+	}
 	var out []bpf.Instruction
 	pos := make([]int, len(p.insts)+1) // instruction index → output index
 	// First pass: lay out, counting trampolines.
 	for i, in := range p.insts {
 		pos[i] = len(out)
 		out = append(out, nil)
-		if in.conditional && (in.onTrue == "foreign" || in.onFalse == "foreign") {
+		if farSide(in) != "" {
 			out = append(out, nil) // room for the trampoline
 		}
 	}
 	pos[len(p.insts)] = len(out)
 	target := func(name string, from int) (int, error) {
-		if name == "" {
-			return 0, nil
-		}
 		idx, ok := p.labels[name]
 		if !ok {
 			return 0, fmt.Errorf("seccomp: unknown label %s", name)
@@ -254,16 +297,16 @@ func (p *program) resolve() ([]bpf.Instruction, error) {
 			out[at] = in.in
 			continue
 		}
-		far := in.onTrue == "foreign" || in.onFalse == "foreign"
+		far := farSide(in)
 		skip := func(name string) (uint8, error) {
-			if name == "" || name == "foreign" {
+			if name == "" || name == far {
 				return 0, nil // falls through, or goes by the trampoline
 			}
 			d, err := target(name, at)
 			if err != nil {
 				return 0, err
 			}
-			if far {
+			if far != "" {
 				d-- // the trampoline sits in between
 			}
 			if d < 0 || d > 255 {
@@ -279,15 +322,15 @@ func (p *program) resolve() ([]bpf.Instruction, error) {
 		if err != nil {
 			return nil, err
 		}
-		if far {
-			// The trampoline follows: the "foreign" side goes to it (skip 0),
+		if far != "" {
+			// The trampoline follows: the far side goes to it (skip 0),
 			// the other side skips over it.
-			if in.onTrue == "foreign" {
+			if in.onTrue == far {
 				t, f = 0, f+1
 			} else {
 				f, t = 0, t+1
 			}
-			d, err := target("foreign", at+1)
+			d, err := target(far, at+1)
 			if err != nil {
 				return nil, err
 			}

@@ -2,13 +2,8 @@
 
 package seccomp
 
-import "golang.org/x/sys/unix"
-
-// nativeArch is this build's audit architecture.
-const nativeArch = unix.AUDIT_ARCH_AARCH64
-
-// syscallNumbers are this build's syscalls, sorted by name.
-var syscallNumbers = []syscallNumber{
+// syscallsAarch64 are the aarch64 syscalls, sorted by name.
+var syscallsAarch64 = []syscallNumber{
 	{"accept", 202},
 	{"accept4", 242},
 	{"acct", 89},

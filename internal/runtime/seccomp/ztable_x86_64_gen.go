@@ -2,13 +2,8 @@
 
 package seccomp
 
-import "golang.org/x/sys/unix"
-
-// nativeArch is this build's audit architecture.
-const nativeArch = unix.AUDIT_ARCH_X86_64
-
-// syscallNumbers are this build's syscalls, sorted by name.
-var syscallNumbers = []syscallNumber{
+// syscallsX86_64 are the x86_64 syscalls, sorted by name.
+var syscallsX86_64 = []syscallNumber{
 	{"_sysctl", 156},
 	{"accept", 43},
 	{"accept4", 288},
