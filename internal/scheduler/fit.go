@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 
 	"github.com/go-logr/logr"
@@ -226,64 +225,4 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// pickNode scores the nodes that fit, as kube-scheduler's default plugins
-// do (least allocated, balanced allocation, the preferred node affinity's
-// weights and image locality, each 0–100), and returns the best; ties go
-// to the first by name.
-func pickNode(pod *corev1.Pod, want requests, nodes []*corev1.Node, alloc map[string]allocatable, usage map[string]*requests, images *imageIndex) *corev1.Node {
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	best, bestScore := nodes[0], -1.0
-	for _, n := range nodes {
-		used := usage[n.Name]
-		if used == nil {
-			used = &requests{}
-		}
-		cpuCap, memCap := float64(alloc[n.Name].milliCPU), float64(alloc[n.Name].memory)
-		// Pods without requests count as kube-scheduler's defaults (100m, 200Mi).
-		cpu := float64(used.milliCPU + max(want.milliCPU, 100))
-		mem := float64(used.memory + max(want.memory, 200<<20))
-		cpuFrac, memFrac := 1.0, 1.0
-		if cpuCap > 0 {
-			cpuFrac = min(cpu/cpuCap, 1)
-		}
-		if memCap > 0 {
-			memFrac = min(mem/memCap, 1)
-		}
-		least := ((1-cpuFrac)*100 + (1-memFrac)*100) / 2
-		balanced := (1 - abs(cpuFrac-memFrac)) * 100
-		score := least + balanced + preferredAffinity(pod, n) + imageScore(pod, n, images)
-		if score > bestScore {
-			best, bestScore = n, score
-		}
-	}
-	return best
-}
-
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
-}
-
-// preferredAffinity sums the weights of the preferred node affinity terms
-// the node matches, scaled to 0–100 as kube-scheduler normalises them.
-func preferredAffinity(pod *corev1.Pod, node *corev1.Node) float64 {
-	aff := pod.Spec.Affinity
-	if aff == nil || aff.NodeAffinity == nil {
-		return 0
-	}
-	var sum, total float64
-	for _, t := range aff.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
-		total += float64(t.Weight)
-		if matchesTerm(t.Preference, node) {
-			sum += float64(t.Weight)
-		}
-	}
-	if total == 0 {
-		return 0
-	}
-	return sum / total * 100
 }

@@ -48,8 +48,12 @@ type Scheduler struct {
 	alloc  map[string]allocatable
 	images imageIndex
 	// antiAffinityPods counts placed pods with required anti-affinity,
-	// which every new pod must be checked against.
-	antiAffinityPods int
+	// which every new pod must be checked against; podAffinityPods those
+	// with inter-pod terms that scoring weighs.
+	antiAffinityPods, podAffinityPods int
+	// byController counts the placed pods of each controller by node, for
+	// the default spreading.
+	byController map[types.UID]map[string]int
 	binds            chan struct{} // bounds concurrent bindings
 }
 
@@ -64,7 +68,8 @@ type placed struct {
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Scheduler {
 	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	s := &Scheduler{client: client, pods: pods.Lister(), nodes: nodes.Lister(), recorder: recorder, log: log,
-		usage: map[string]*requests{}, placed: map[types.UID]placed{}, alloc: map[string]allocatable{}, binds: make(chan struct{}, 32),
+		usage: map[string]*requests{}, placed: map[types.UID]placed{}, alloc: map[string]allocatable{},
+		byController: map[types.UID]map[string]int{}, binds: make(chan struct{}, 32),
 		synced: []cache.InformerSynced{pods.Informer().HasSynced, nodes.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
@@ -168,7 +173,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 		return s.unschedulable(ctx, pod, len(nodes), reasons)
 	}
 	s.mu.Lock()
-	best := pickNode(pod, want, fit, s.alloc, s.usage, s.imagesOf(nodes))
+	best := s.pickNode(pod, want, fit, nodes)
 	s.assume(pod, best.Name)
 	s.mu.Unlock()
 	// Binding is an API call: many go at once, and the next pod is
@@ -289,15 +294,37 @@ func (s *Scheduler) uncount(obj any) {
 func (s *Scheduler) assume(pod *corev1.Pod, node string) {
 	r := podRequests(pod)
 	s.placed[pod.UID] = placed{node, r, pod}
-	if len(requiredAntiAffinity(pod)) > 0 {
-		s.antiAffinityPods++
-	}
+	s.countTerms(pod, node, 1)
 	u := s.usage[node]
 	if u == nil {
 		u = &requests{hostPorts: map[string]bool{}}
 		s.usage[node] = u
 	}
 	u.add(r, 1)
+}
+
+// countTerms adds (sign 1) or takes away (-1) what a placed pod brings to
+// the filters and scores of the pods after it (s.mu held).
+func (s *Scheduler) countTerms(pod *corev1.Pod, node string, sign int) {
+	if len(requiredAntiAffinity(pod)) > 0 {
+		s.antiAffinityPods += sign
+	}
+	if hasPodAffinityTerms(pod) {
+		s.podAffinityPods += sign
+	}
+	if owner := controllerOf(pod); owner != "" {
+		byNode := s.byController[owner]
+		if byNode == nil {
+			byNode = map[string]int{}
+			s.byController[owner] = byNode
+		}
+		if byNode[node] += sign; byNode[node] <= 0 {
+			delete(byNode, node)
+		}
+		if len(byNode) == 0 {
+			delete(s.byController, owner)
+		}
+	}
 }
 
 // forget takes a pod's requests off its node's usage (s.mu held).
@@ -307,9 +334,7 @@ func (s *Scheduler) forget(uid types.UID) {
 		return
 	}
 	delete(s.placed, uid)
-	if len(requiredAntiAffinity(p.pod)) > 0 {
-		s.antiAffinityPods--
-	}
+	s.countTerms(p.pod, p.node, -1)
 	if u := s.usage[p.node]; u != nil {
 		u.add(p.req, -1)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -234,5 +235,119 @@ func TestPodsFillANodeThenLandOnAnother(t *testing.T) {
 	}
 	if onNode["fill-a"] != 1 || onNode["fill-b"] != 1 {
 		t.Errorf("two 600m pods on two 1-CPU nodes went %v", onNode)
+	}
+}
+
+// Among nodes that all fit and tie on resources, the scores decide as
+// kube-scheduler's do: preferred pod affinity draws a pod, preferred
+// anti-affinity and a PreferNoSchedule taint push it away, and the pods
+// of one ReplicaSet (the default spreading) or of a ScheduleAnyway
+// constraint spread over the nodes. Without a score, a tie goes to the
+// first node by name: each case is set up so that only its score moves
+// the pod off it.
+func TestSchedulerScoresPreferredRulesTaintsAndSpreading(t *testing.T) {
+	_, c := startAgentServer(t)
+	ctx := context.Background()
+	for _, name := range []string{"s-a", "s-b"} {
+		addNode(t, c, name, "8", map[string]string{"pool": "score", "kubernetes.io/hostname": name})
+	}
+	pod := func(name string, labels map[string]string) *corev1.Pod {
+		p := shPod(name, "true", corev1.RestartPolicyNever)
+		p.Labels = labels
+		p.Spec.NodeSelector = map[string]string{"pool": "score"}
+		return p
+	}
+	create := func(p *corev1.Pod) string {
+		t.Helper()
+		if _, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return waitPod(t, c, "default", p.Name, 30*time.Second, "bound", func(p *corev1.Pod) bool { return p.Spec.NodeName != "" }).Spec.NodeName
+	}
+	term := func(app string, weight int32) []corev1.WeightedPodAffinityTerm {
+		return []corev1.WeightedPodAffinityTerm{{Weight: weight, PodAffinityTerm: corev1.PodAffinityTerm{
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}, TopologyKey: "kubernetes.io/hostname"}}}
+	}
+
+	magnet := pod("magnet", map[string]string{"app": "magnet"})
+	magnet.Spec.NodeName = "s-b"
+	create(magnet)
+	drawn := pod("drawn", nil)
+	drawn.Spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{PreferredDuringSchedulingIgnoredDuringExecution: term("magnet", 100)}}
+	if n := create(drawn); n != "s-b" {
+		t.Errorf("a pod preferring to be with magnet (on s-b) went to %s", n)
+	}
+
+	repellent := pod("repellent", map[string]string{"app": "repellent"})
+	repellent.Spec.NodeName = "s-a"
+	create(repellent)
+	pushed := pod("pushed", nil)
+	pushed.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{PreferredDuringSchedulingIgnoredDuringExecution: term("repellent", 100)}}
+	if n := create(pushed); n != "s-b" {
+		t.Errorf("a pod preferring to avoid repellent (on s-a) went to %s", n)
+	}
+
+	// Two soft-spread pods: the second goes where the first is not.
+	soft := map[string]string{"app": "soft"}
+	spreadOn := map[string]int{}
+	for i := range 2 {
+		p := pod("soft-"+strconv.Itoa(i), soft)
+		p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
+			WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: soft}}}
+		spreadOn[create(p)]++
+	}
+	if spreadOn["s-a"] != 1 || spreadOn["s-b"] != 1 {
+		t.Errorf("two ScheduleAnyway-spread pods went %v", spreadOn)
+	}
+
+	// A ReplicaSet's pods spread by default.
+	replicas := int32(4)
+	template := pod("x", nil).Spec
+	template.RestartPolicy = corev1.RestartPolicyAlways
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "spread-rs"}, Spec: appsv1.ReplicaSetSpec{Replicas: &replicas,
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "spread-rs"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "spread-rs"}}, Spec: template}}}
+	if _, err := c.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	perNode := map[string]int{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=spread-rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode = map[string]int{}
+		bound := 0
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "" {
+				perNode[p.Spec.NodeName]++
+				bound++
+			}
+		}
+		if bound == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ReplicaSet pods bound: %v", perNode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if perNode["s-a"] != 2 || perNode["s-b"] != 2 {
+		t.Errorf("a ReplicaSet's 4 pods went %v, want 2 and 2", perNode)
+	}
+
+	// A PreferNoSchedule taint on s-a sends an indifferent pod to s-b.
+	node, err := c.CoreV1().Nodes().Get(ctx, "s-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: "dedicated", Value: "batch", Effect: corev1.TaintEffectPreferNoSchedule})
+	if _, err := c.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the scheduler's informer sees the taint
+	if n := create(pod("indifferent", nil)); n != "s-b" {
+		t.Errorf("an untolerating pod went to %s, which prefers no schedule", n)
 	}
 }
