@@ -54,7 +54,7 @@ type Scheduler struct {
 	// byController counts the placed pods of each controller by node, for
 	// the default spreading.
 	byController map[types.UID]map[string]int
-	binds            chan struct{} // bounds concurrent bindings
+	binds        chan struct{} // bounds concurrent bindings
 }
 
 // placed is one pod's part of a node's usage.
