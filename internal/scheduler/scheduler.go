@@ -55,6 +55,9 @@ type Scheduler struct {
 	// the default spreading.
 	byController map[types.UID]map[string]int
 	binds        chan struct{} // bounds concurrent bindings
+	// nodeCache is the nodes, listed again once nodesDirty.
+	nodeCache  []*corev1.Node
+	nodesDirty bool
 }
 
 // placed is one pod's part of a node's usage.
@@ -163,7 +166,9 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 	if bound {
 		return nil // assumed on a node; the informer has not caught up
 	}
-	nodes, err := s.nodes.List(labels.Everything())
+	s.mu.Lock()
+	nodes, err := s.nodeList()
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -383,5 +388,20 @@ func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes in
 func (s *Scheduler) nodesChanged() {
 	s.mu.Lock()
 	s.images.dirty = true
+	s.nodesDirty = true
 	s.mu.Unlock()
+}
+
+// nodeList is the nodes as the informer has them, in a fixed order; it is
+// listed again only after a node changed, not for every pod (s.mu held).
+func (s *Scheduler) nodeList() ([]*corev1.Node, error) {
+	if s.nodesDirty || s.nodeCache == nil {
+		nodes, err := s.nodes.List(labels.Everything())
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+		s.nodeCache, s.nodesDirty = nodes, false
+	}
+	return s.nodeCache, nil
 }

@@ -351,3 +351,52 @@ func TestSchedulerScoresPreferredRulesTaintsAndSpreading(t *testing.T) {
 		t.Errorf("an untolerating pod went to %s, which prefers no schedule", n)
 	}
 }
+
+// Nodes registered at once each get a pod range of their own, even
+// before the controller's informer has seen the ranges it gave.
+func TestNodesRegisteredAtOnceGetDistinctPodRanges(t *testing.T) {
+	_, c := startAgentServer(t)
+	ctx := context.Background()
+	const n = 30
+	parallelDo(n, func(i int) {
+		if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "range-" + strconv.Itoa(i)}}, metav1.CreateOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+	seen := map[string]string{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(seen) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d nodes got a pod range", len(seen), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = map[string]string{}
+		for _, node := range nodes.Items {
+			if strings.HasPrefix(node.Name, "range-") && node.Spec.PodCIDR != "" {
+				seen[node.Name] = node.Spec.PodCIDR
+			}
+		}
+	}
+	owner := map[string]string{}
+	for name, cidr := range seen {
+		if other, ok := owner[cidr]; ok {
+			t.Errorf("%s and %s both got %s", name, other, cidr)
+		}
+		owner[cidr] = name
+	}
+}
+
+// parallelDo runs f(i) for i in [0, n), all at once.
+func parallelDo(n int, f func(i int)) {
+	done := make(chan struct{})
+	for i := range n {
+		go func() { f(i); done <- struct{}{} }()
+	}
+	for range n {
+		<-done
+	}
+}

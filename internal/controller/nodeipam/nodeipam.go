@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +31,13 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	cluster netip.Prefix
 	log     *slog.Logger
+
+	// used are the ranges taken, by the informer's nodes and by what this
+	// controller assigned before the informer shows it; byNode, whose.
+	mu      sync.Mutex
+	used    map[netip.Prefix]bool
+	byNode  map[string][]netip.Prefix
+	pending map[string]bool // assigned here, not yet in the informer
 }
 
 // New watches nodes through factory; start the factory, then Run.
@@ -39,13 +46,69 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, c
 	c := &Controller{client: client, nodes: inf.Lister(), synced: inf.Informer().HasSynced, cluster: cluster.Masked(), log: log,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodeipam"})}
-	enqueue := func(obj any) {
-		if n, ok := obj.(*corev1.Node); ok && n.Spec.PodCIDR == "" {
-			c.queue.Add(n.Name)
+	c.used, c.byNode, c.pending = map[netip.Prefix]bool{}, map[string][]netip.Prefix{}, map[string]bool{}
+	seen := func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok {
+			c.track(n.Name, rangesOf(n))
+			if n.Spec.PodCIDR == "" {
+				c.queue.Add(n.Name)
+			}
 		}
 	}
-	inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
+	inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, o any) { seen(o) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				c.untrack(n.Name)
+			}
+		}})
 	return c
+}
+
+// rangesOf parses a node's pod ranges.
+func rangesOf(n *corev1.Node) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range append([]string{n.Spec.PodCIDR}, n.Spec.PodCIDRs...) {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// track records the ranges the informer shows a node holding. A node it
+// shows without one keeps what was just assigned to it here.
+func (c *Controller) track(node string, ranges []netip.Prefix) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(ranges) == 0 && c.pending[node] {
+		return
+	}
+	c.set(node, ranges)
+}
+
+// untrack frees a node's ranges: it is gone, or its assignment failed.
+func (c *Controller) untrack(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set(node, nil)
+}
+
+// set replaces the ranges node holds (c.mu held).
+func (c *Controller) set(node string, ranges []netip.Prefix) {
+	for _, p := range c.byNode[node] {
+		delete(c.used, p)
+	}
+	delete(c.byNode, node)
+	delete(c.pending, node)
+	if len(ranges) > 0 {
+		c.byNode[node] = ranges
+		for _, p := range ranges {
+			c.used[p] = true
+		}
+	}
 }
 
 // Run assigns ranges until ctx ends; one worker, so that two nodes never
@@ -76,28 +139,29 @@ func (c *Controller) assign(ctx context.Context, name string) error {
 	if err != nil || node.Spec.PodCIDR != "" {
 		return nil
 	}
-	all, err := c.nodes.List(labels.Everything())
-	if err != nil {
-		return err
+	c.mu.Lock()
+	if c.pending[name] {
+		c.mu.Unlock()
+		return nil // assigned already; the informer has not caught up
 	}
-	used := map[netip.Prefix]bool{}
-	for _, n := range all {
-		for _, s := range append([]string{n.Spec.PodCIDR}, n.Spec.PodCIDRs...) {
-			if p, err := netip.ParsePrefix(s); err == nil {
-				used[p.Masked()] = true
-			}
-		}
+	free, err := Next(c.cluster, c.used)
+	if err == nil {
+		// Taken now: the informer shows the patch only later.
+		c.set(name, []netip.Prefix{free})
+		c.pending[name] = true
 	}
-	free, err := Next(c.cluster, used)
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"podCIDR": free.String(), "podCIDRs": []string{free.String()}}})
 	_, err = c.client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err == nil {
-		c.log.Info("assigned pod range", "node", name, "podCIDR", free.String())
+	if err != nil {
+		c.untrack(name)
+		return err
 	}
-	return err
+	c.log.Info("assigned pod range", "node", name, "podCIDR", free.String())
+	return nil
 }
 
 // Next returns the first /24 of cluster (or cluster itself when it is
