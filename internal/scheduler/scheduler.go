@@ -55,6 +55,8 @@ type Scheduler struct {
 	// the default spreading.
 	byController map[types.UID]map[string]int
 	binds        chan struct{} // bounds concurrent bindings
+	// waiting are the pods that fit nowhere, by key.
+	waiting map[string]waitingPod
 	// nodeCache is the nodes, listed again once nodesDirty.
 	nodeCache  []*corev1.Node
 	nodesDirty bool
@@ -72,7 +74,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	pods, nodes := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	s := &Scheduler{client: client, pods: pods.Lister(), nodes: nodes.Lister(), recorder: recorder, log: log,
 		usage: map[string]*requests{}, placed: map[types.UID]placed{}, alloc: map[string]allocatable{},
-		byController: map[types.UID]map[string]int{}, binds: make(chan struct{}, 32),
+		byController: map[types.UID]map[string]int{}, waiting: map[string]waitingPod{}, binds: make(chan struct{}, 32),
 		synced: []cache.InformerSynced{pods.Informer().HasSynced, nodes.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
@@ -114,17 +116,39 @@ func isTerminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
-// retryWaiting queues every pod still waiting for a node.
+// Back-off of a pod that fits nowhere, as kube-scheduler's: 1 s after
+// the first attempt, doubling to 10 s.
+const (
+	initialBackoff = time.Second
+	maxBackoff     = 10 * time.Second
+)
+
+// waitingPod is a pod that fit nowhere: how often, and when it may be
+// tried again.
+type waitingPod struct {
+	attempts int
+	retryAt  time.Time
+}
+
+// retryWaiting queues the pods that fit nowhere once something changed
+// that may make room, each when its back-off ends.
 func (s *Scheduler) retryWaiting() {
-	pods, err := s.pods.List(labels.Everything())
-	if err != nil {
-		return
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for key, w := range s.waiting {
+		s.queue.AddAfter(key, w.retryAt.Sub(now))
 	}
-	for _, p := range pods {
-		if needsScheduling(p) {
-			s.queue.Add(p.Namespace + "/" + p.Name)
-		}
-	}
+}
+
+// markWaiting records another attempt of key that fit nowhere.
+func (s *Scheduler) markWaiting(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.waiting[key]
+	w.attempts++
+	w.retryAt = time.Now().Add(min(initialBackoff<<(w.attempts-1), maxBackoff))
+	s.waiting[key] = w
 }
 
 // Run schedules until ctx ends, one pod at a time, so that each decision
@@ -135,6 +159,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return nil
 	}
 	go func() { <-ctx.Done(); s.queue.ShutDown() }()
+	// Waiting pods are tried again now and then even when nothing seems
+	// to change (kube-scheduler: after 5 minutes at most).
+	go func() {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				s.retryWaiting()
+			}
+		}
+	}()
 	for {
 		key, quit := s.queue.Get()
 		if quit {
@@ -155,6 +193,9 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
 	pod, err := s.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) || err == nil && !needsScheduling(pod) {
+		s.mu.Lock()
+		delete(s.waiting, key)
+		s.mu.Unlock()
 		return nil
 	}
 	if err != nil {
@@ -175,9 +216,11 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 	want := podRequests(pod)
 	fit, reasons := s.feasible(pod, want, nodes)
 	if len(fit) == 0 {
+		s.markWaiting(key)
 		return s.unschedulable(ctx, pod, len(nodes), reasons)
 	}
 	s.mu.Lock()
+	delete(s.waiting, key)
 	best := s.pickNode(pod, want, fit, nodes)
 	s.assume(pod, best.Name)
 	s.mu.Unlock()
