@@ -2,7 +2,7 @@
 // after validation: the namespace lifecycle (no content in missing or
 // terminating namespaces), the ServiceAccount plugin (a pod's service
 // account and its API credentials volume), and the allocation of Service
-// cluster IPs and node ports. PodPreset injection joins it with the workloads issue.
+// cluster IPs and node ports, and PodPreset injection (podpreset.go).
 package admission
 
 import (
@@ -34,6 +34,7 @@ type Store interface {
 type Chain struct {
 	store           Store
 	serviceAccounts *serviceAccounts
+	podPresets      *podPresets
 	services        *serviceIPs
 }
 
@@ -42,7 +43,15 @@ var _ apiserver.Admission = (*Chain)(nil)
 // New returns the admission chain. serviceCIDR is the range cluster IPs
 // come from.
 func New(st Store, serviceCIDR netip.Prefix) *Chain {
-	return &Chain{store: st, serviceAccounts: newServiceAccounts(st), services: &serviceIPs{store: st, cidr: serviceCIDR, reserved: map[netip.Addr]bool{}, reservedPorts: map[int32]bool{}}}
+	return &Chain{store: st, serviceAccounts: newServiceAccounts(st), podPresets: &podPresets{store: st}, services: &serviceIPs{store: st, cidr: serviceCIDR, reserved: map[netip.Addr]bool{}, reservedPorts: map[int32]bool{}}}
+}
+
+// SetRecorder gives the chain a way to record events (the server's client
+// exists only once the API it serves does).
+func (c *Chain) SetRecorder(r EventRecorder) {
+	c.podPresets.mu.Lock()
+	defer c.podPresets.mu.Unlock()
+	c.podPresets.rec = r
 }
 
 // Admit implements apiserver.Admission.
@@ -53,6 +62,10 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 		}
 	}
 	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create {
+		// In kube-apiserver's order: PodPreset, then ServiceAccount.
+		if err := c.podPresets.admit(ctx, pod); err != nil {
+			return err
+		}
 		if err := c.serviceAccounts.admit(ctx, pod); err != nil {
 			return err
 		}

@@ -223,6 +223,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := pki.WriteFileAtomic(filepath.Join(cfg.DataDir, "server", "node-token"), []byte(node.FullToken(creds.serverCA.CertPEM, token)+"\n"), 0o600); err != nil {
 		return err
 	}
+	admit := admission.New(st, cfg.ServiceCIDR)
 	api := apiserver.New(apiserver.Config{
 		Public:     map[string]http.Handler{node.CACertsPath: caHandler},
 		Private:    map[string]http.Handler{node.JoinPath: joinHandler},
@@ -230,7 +231,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		TLS:        tlsCfg,
 		Tokens:     map[string]apiserver.User{token: {Name: "skiff:node-bootstrap", Groups: []string{"system:bootstrappers"}}},
 		Version:    version.Info(),
-		Admission:  admission.New(st, cfg.ServiceCIDR),
+		Admission:  admit,
 		OpenAPI:    openapi.New(resources),
 		Metrics:    m.Handler(),
 		Observer:   m,
@@ -260,6 +261,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	presetEvents := events.NewRecorder(gctx, client, "podpreset-admission")
+	context.AfterFunc(gctx, presetEvents.Shutdown)
+	admit.SetRecorder(presetEvents)
 	md, err := metadata.NewForConfig(loopback)
 	if err != nil {
 		return err
