@@ -2,7 +2,8 @@
 // after validation: the namespace lifecycle (no content in missing or
 // terminating namespaces), the ServiceAccount plugin (a pod's service
 // account and its API credentials volume), and the allocation of Service
-// cluster IPs and node ports, and PodPreset injection (podpreset.go).
+// cluster IPs and node ports, PodPreset injection (podpreset.go) and the
+// default StorageClass of claims (storageclass.go).
 package admission
 
 import (
@@ -69,6 +70,9 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 		if err := c.serviceAccounts.admit(ctx, pod); err != nil {
 			return err
 		}
+	}
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && op == apiserver.Create {
+		return c.defaultStorageClass(ctx, pvc)
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		var oldSvc *corev1.Service
