@@ -300,6 +300,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		var workloads []runner
 		if !cfg.DisableControllerManager {
 			workloads = workloadControllers(cctx, client, factory, log)
+			workloads = append(workloads, storageControllers(cctx, client, factory, cfg, log)...)
 		}
 		factory.Start(cctx.Done())
 		if len(workloads) > 0 {
