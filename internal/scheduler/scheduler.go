@@ -60,6 +60,7 @@ type Scheduler struct {
 	// nodeCache is the nodes, listed again once nodesDirty.
 	nodeCache  []*corev1.Node
 	nodesDirty bool
+	volumes    *volumeBinding
 }
 
 // placed is one pod's part of a node's usage.
@@ -79,6 +80,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scheduler"})}
+	s.volumes = newVolumeBinding(client, factory, s.retryWaiting)
+	s.synced = append(s.synced, s.volumes.synced...)
 	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.count(obj); s.podChanged(obj) },
 		UpdateFunc: func(_, obj any) { s.count(obj); s.podChanged(obj) },
@@ -214,7 +217,12 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 		return err
 	}
 	want := podRequests(pod)
-	fit, reasons := s.feasible(pod, want, nodes)
+	vols, why := s.volumes.preFilter(pod)
+	if why != "" {
+		s.markWaiting(key)
+		return s.unschedulable(ctx, pod, len(nodes), map[string]int{why: 0})
+	}
+	fit, reasons := s.feasible(pod, want, nodes, vols)
 	if len(fit) == 0 {
 		s.markWaiting(key)
 		return s.unschedulable(ctx, pod, len(nodes), reasons)
@@ -238,7 +246,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 // found enough of them on a large cluster (and starting each search where
 // the last one stopped, so that all nodes get their turn). With none, it
 // returns why each node failed.
-func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Node) ([]*corev1.Node, map[string]int) {
+func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Node, vols podVolumes) ([]*corev1.Node, map[string]int) {
 	enough := feasibleToFind(len(nodes))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,6 +276,9 @@ func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Nod
 		if why == "" && topo != nil {
 			why = filterTopology(pod, n, topo, eligible)
 		}
+		if why == "" {
+			why = s.volumes.filter(vols, n)
+		}
 		if why != "" {
 			reasons[why]++
 			continue
@@ -292,10 +303,13 @@ func feasibleToFind(nodes int) int {
 }
 
 func (s *Scheduler) bind(ctx context.Context, pod *corev1.Pod, node string) {
-	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
-	}, metav1.CreateOptions{})
+	err := s.volumes.prebind(ctx, pod, node)
+	if err == nil {
+		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+		}, metav1.CreateOptions{})
+	}
 	if err != nil {
 		s.mu.Lock()
 		s.forget(pod.UID)
@@ -393,6 +407,10 @@ func (s *Scheduler) forget(uid types.UID) {
 func (s *Scheduler) unschedulable(ctx context.Context, pod *corev1.Pod, nodes int, reasons map[string]int) error {
 	var parts []string
 	for why, n := range reasons {
+		if n == 0 { // the pod's own problem, not any node's
+			parts = append(parts, why)
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("%d %s", n, why))
 	}
 	sort.Strings(parts)
