@@ -41,3 +41,13 @@ func (s APISource) ServiceAccountToken(ctx context.Context, pod *corev1.Pod, aud
 	}
 	return resp.Status.Token, nil
 }
+
+// PersistentVolumeClaim gets a claim.
+func (s APISource) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	return s.Client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PersistentVolume gets a volume.
+func (s APISource) PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
+	return s.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+}

@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, creds Cre
 		DataDir:  agentDir,
 		Runtime:  svc,
 		Images:   svc,
-		Volumes:  &volume.Manager{Root: filepath.Join(agentDir, "pods"), Source: agent.APISource{Client: client}, CACert: creds.ServerCA},
+		Volumes:  &volume.Manager{Root: filepath.Join(agentDir, "pods"), Source: agent.APISource{Client: client}, Claims: agent.APISource{Client: client}, CACert: creds.ServerCA},
 		Exits:    svc.Exits(),
 		PodCIDR: func(cidr string) error {
 			netCfg.PodCIDR = ipNet(cidr)

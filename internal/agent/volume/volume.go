@@ -48,7 +48,8 @@ type Source interface {
 type Manager struct {
 	Root   string // <data-dir>/agent/pods; a pod's volumes go under Root/<pod UID>/volumes/<plugin>/<volume name>
 	Source Source
-	CACert []byte // the cluster CA, served as configMap kube-root-ca.crt (key ca.crt) when the API has none
+	Claims ClaimSource // for persistentVolumeClaim volumes; nil refuses them
+	CACert []byte      // the cluster CA, served as configMap kube-root-ca.crt (key ca.crt) when the API has none
 	// Allocatable is the node's allocatable resources. As in the kubelet, the
 	// downward API reports it for a container limit that is not set, and it
 	// caps the size of memory-backed volumes. Nil means the host's CPUs and
@@ -115,6 +116,8 @@ func (m *Manager) setup(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 		return m.setupDownwardAPI(pod, v.Name, src.DownwardAPI)
 	case src.Projected != nil:
 		return m.setupProjected(ctx, pod, v.Name, src.Projected)
+	case src.PersistentVolumeClaim != nil:
+		return m.setupClaim(ctx, pod, src.PersistentVolumeClaim)
 	}
 	if t := setField(src); t != "" {
 		return "", fmt.Errorf("volume type %s is not supported", t)
@@ -126,10 +129,12 @@ func (m *Manager) setup(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 // ReadOnly reports whether containers must mount v read-only whatever their
 // volumeMounts say: the kubelet forces it for the volumes it writes itself
 // (configMap, secret, downwardAPI, projected), so a container cannot change
-// what the next refresh compares against.
+// what the next refresh compares against, and for a claim the pod asks
+// for read-only.
 func ReadOnly(v corev1.Volume) bool {
 	s := v.VolumeSource
-	return s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil
+	return s.ConfigMap != nil || s.Secret != nil || s.DownwardAPI != nil || s.Projected != nil ||
+		s.PersistentVolumeClaim != nil && s.PersistentVolumeClaim.ReadOnly
 }
 
 // Teardown unmounts every mount under Root/<uid> (the tmpfs volumes) and

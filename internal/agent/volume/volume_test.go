@@ -754,13 +754,13 @@ func TestConfigMapItemEscapingTheVolumeIsRejected(t *testing.T) {
 func TestUnsupportedVolumeTypesAreNamed(t *testing.T) {
 	m, _ := newManager(t)
 	pod := newPod("uid-1",
-		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
+		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{FC: &corev1.FCVolumeSource{}}},
 		corev1.Volume{Name: "nfs", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nas", Path: "/x"}}},
 		corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	)
 	_, err := setup(t, m, pod)
 	for _, want := range []string{
-		`volume "data": volume type persistentVolumeClaim is not supported`,
+		`volume "data": volume type fc is not supported`,
 		`volume "nfs": volume type nfs is not supported`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -1,0 +1,54 @@
+package volume
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// ClaimSource reads PersistentVolumeClaims and PersistentVolumes; the
+// agent implements it with client-go.
+type ClaimSource interface {
+	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
+	PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
+}
+
+// setupClaim resolves a persistentVolumeClaim volume to its bound volume's
+// path on this node, as the kubelet does before mounting: the claim must
+// be bound, and the volume a hostPath (checked and, for DirectoryOrCreate,
+// made as for a pod's own hostPath volume) or a local volume, whose path
+// must exist. The container runtime bind-mounts the path.
+func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.PersistentVolumeClaimVolumeSource) (string, error) {
+	if m.Claims == nil {
+		return "", fmt.Errorf("persistentVolumeClaim volumes are not supported here")
+	}
+	pvc, err := m.Claims.PersistentVolumeClaim(ctx, pod.Namespace, src.ClaimName)
+	if err != nil {
+		return "", fmt.Errorf("error processing PVC %s/%s: %w", pod.Namespace, src.ClaimName, err)
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return "", fmt.Errorf("error processing PVC %s/%s: PVC is not bound", pod.Namespace, src.ClaimName)
+	}
+	pv, err := m.Claims.PersistentVolume(ctx, pvc.Spec.VolumeName)
+	if err != nil {
+		return "", fmt.Errorf("error processing PVC %s/%s: %w", pod.Namespace, src.ClaimName, err)
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+		return "", fmt.Errorf("error processing PVC %s/%s: volume %s is not bound to it", pod.Namespace, src.ClaimName, pv.Name)
+	}
+	switch s := pv.Spec.PersistentVolumeSource; {
+	case s.HostPath != nil:
+		return setupHostPath(s.HostPath)
+	case s.Local != nil:
+		if _, err := os.Stat(s.Local.Path); err != nil {
+			return "", fmt.Errorf("local volume %s: %w", pv.Name, err)
+		}
+		return s.Local.Path, nil
+	}
+	if t := setField(&pv.Spec.PersistentVolumeSource); t != "" {
+		return "", fmt.Errorf("persistent volume %s: volume type %s is not supported", pv.Name, t)
+	}
+	return "", fmt.Errorf("persistent volume %s has no source", pv.Name)
+}

@@ -1,0 +1,89 @@
+package volume
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// fakeClaims stands for the API server's claims and volumes.
+type fakeClaims struct {
+	claims  map[string]*corev1.PersistentVolumeClaim // by "namespace/name"
+	volumes map[string]*corev1.PersistentVolume
+}
+
+func (f *fakeClaims) PersistentVolumeClaim(_ context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	if c, ok := f.claims[namespace+"/"+name]; ok {
+		return c.DeepCopy(), nil
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "persistentvolumeclaims"}, name)
+}
+
+func (f *fakeClaims) PersistentVolume(_ context.Context, name string) (*corev1.PersistentVolume, error) {
+	if v, ok := f.volumes[name]; ok {
+		return v.DeepCopy(), nil
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "persistentvolumes"}, name)
+}
+
+func claimVolume(readOnly bool) corev1.Volume {
+	return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data", ReadOnly: readOnly}}}
+}
+
+func TestClaimVolumeResolvesToBoundVolumesDirectory(t *testing.T) {
+	m, _ := newManager(t)
+	dir := filepath.Join(t.TempDir(), "storage", "pvc-1_default_data")
+	create := corev1.HostPathDirectoryOrCreate
+	m.Claims = &fakeClaims{
+		claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {
+			ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default", UID: "claim-uid"},
+			Spec:       corev1.PersistentVolumeClaimSpec{VolumeName: "pvc-1"},
+			Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+		}},
+		volumes: map[string]*corev1.PersistentVolume{"pvc-1": {
+			ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"},
+			Spec: corev1.PersistentVolumeSpec{
+				ClaimRef:               &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"},
+				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &create}},
+			},
+		}},
+	}
+	paths := mustSetup(t, m, newPod("uid-1", claimVolume(false)))
+	if paths["data"] != dir {
+		t.Fatalf("path = %q, want %q", paths["data"], dir)
+	}
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		t.Fatalf("volume directory not made: %v", err)
+	}
+}
+
+func TestUnboundClaimVolumeWaits(t *testing.T) {
+	m, _ := newManager(t)
+	m.Claims = &fakeClaims{claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
+		Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending},
+	}}}
+	_, err := setup(t, m, newPod("uid-1", claimVolume(false)))
+	if err == nil || !strings.Contains(err.Error(), "error processing PVC default/data: PVC is not bound") {
+		t.Fatalf("error = %v, want the claim to be reported unbound", err)
+	}
+	m.Claims = &fakeClaims{}
+	_, err = setup(t, m, newPod("uid-2", claimVolume(false)))
+	if err == nil || !strings.Contains(err.Error(), `persistentvolumeclaims "data" not found`) {
+		t.Fatalf("error = %v, want the claim reported missing", err)
+	}
+}
+
+func TestReadOnlyClaimIsMountedReadOnly(t *testing.T) {
+	if !ReadOnly(claimVolume(true)) || ReadOnly(claimVolume(false)) {
+		t.Fatal("ReadOnly must follow the claim volume's readOnly")
+	}
+}
