@@ -1,0 +1,169 @@
+package persistentvolume
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// newTestController preloads objs into the fake API and the listers.
+func newTestController(t *testing.T, objs ...runtime.Object) (*Controller, *fake.Clientset, *record.FakeRecorder) {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	rec := record.NewFakeRecorder(100)
+	c := New(Config{DataDir: t.TempDir(), NodeName: "n1"}, client, factory, rec, nil)
+	for _, o := range objs {
+		var inf cache.SharedIndexInformer
+		switch o.(type) {
+		case *corev1.PersistentVolume:
+			inf = factory.Core().V1().PersistentVolumes().Informer()
+		case *corev1.PersistentVolumeClaim:
+			inf = factory.Core().V1().PersistentVolumeClaims().Informer()
+		case *storagev1.StorageClass:
+			inf = factory.Storage().V1().StorageClasses().Informer()
+		case *corev1.Node:
+			inf = factory.Core().V1().Nodes().Informer()
+		}
+		if err := inf.GetIndexer().Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client.ClearActions()
+	return c, client, rec
+}
+
+func writes(client *fake.Clientset) []string {
+	var out []string
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "get" || a.GetVerb() == "list" || a.GetVerb() == "watch" {
+			continue
+		}
+		s := a.GetVerb() + " " + a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			s += "/" + a.GetSubresource()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func testVolume(name, size string) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{StorageClassName: "manual", AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+		Status: corev1.PersistentVolumeStatus{Phase: corev1.VolumeAvailable}}
+}
+
+func testClaim(class string) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default", UID: "claim-uid"},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &class, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+}
+
+func TestBindingWritesVolumeThenClaim(t *testing.T) {
+	c, client, _ := newTestController(t, testClaim("manual"), testVolume("big", "10Gi"), testVolume("fits", "2Gi"))
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(writes(client), ", ")
+	want := "update persistentvolumes, update persistentvolumes/status, update persistentvolumeclaims, update persistentvolumeclaims/status"
+	if got != want {
+		t.Fatalf("writes = %s\nwant     %s", got, want)
+	}
+	pv, _ := client.CoreV1().PersistentVolumes().Get(context.Background(), "fits", metav1.GetOptions{})
+	if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != "claim-uid" || pv.Annotations[AnnBoundByController] != "yes" || pv.Status.Phase != corev1.VolumeBound {
+		t.Errorf("volume = %+v", pv)
+	}
+	pvc, _ := client.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), "data", metav1.GetOptions{})
+	if pvc.Spec.VolumeName != "fits" || pvc.Annotations[AnnBindCompleted] != "yes" || pvc.Status.Phase != corev1.ClaimBound {
+		t.Errorf("claim = %+v", pvc)
+	}
+}
+
+func TestWaitForFirstConsumerClaimWaitsForSelectedNode(t *testing.T) {
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
+	c, client, rec := newTestController(t, testClaim(DefaultClass), class)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes(client); len(got) != 1 || got[0] != "update persistentvolumeclaims/status" {
+		t.Fatalf("writes = %v, want the claim's Pending status only", got)
+	}
+	if e := <-rec.Events; !strings.Contains(e, ReasonWaitForFirstConsumer) {
+		t.Errorf("event = %q", e)
+	}
+}
+
+func TestProvisioningOnSelectedNode(t *testing.T) {
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
+	pvc := testClaim(DefaultClass)
+	pvc.Annotations = map[string]string{AnnSelectedNode: "n1"}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelHostname: "n1"}}}
+	c, client, _ := newTestController(t, pvc, class, node)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	pv, err := client.CoreV1().PersistentVolumes().Get(context.Background(), "pvc-claim-uid", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != c.storageDir()+"/pvc-claim-uid_default_data" ||
+		pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != "claim-uid" || volumeNode(pv) != "n1" ||
+		pv.Annotations[AnnProvisionedBy] != Provisioner {
+		t.Errorf("provisioned volume = %+v", pv)
+	}
+}
+
+func TestReleasedVolumeIsRetainedOrDeleted(t *testing.T) {
+	for _, tc := range []struct {
+		policy corev1.PersistentVolumeReclaimPolicy
+		writes string
+	}{
+		{corev1.PersistentVolumeReclaimRetain, "update persistentvolumes/status"},
+		{corev1.PersistentVolumeReclaimDelete, "update persistentvolumes/status, delete persistentvolumes"},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			dataDir := t.TempDir()
+			dir := filepath.Join(dataDir, "storage", "v_default_gone")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			pv := testVolume("v", "1Gi")
+			pv.Annotations = map[string]string{AnnProvisionedBy: Provisioner}
+			pv.Spec.PersistentVolumeReclaimPolicy = tc.policy
+			pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "gone", UID: "gone-uid"}
+			pv.Spec.HostPath = &corev1.HostPathVolumeSource{Path: dir}
+			pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}}}}}}
+			pv.Status.Phase = corev1.VolumeBound
+			c, client, _ := newTestController(t, pv)
+			c.cfg.DataDir = dataDir
+			if err := c.syncVolume(context.Background(), "v"); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(writes(client), ", "); got != tc.writes {
+				t.Errorf("writes = %s, want %s", got, tc.writes)
+			}
+			_, err := os.Stat(dir)
+			if kept := err == nil; kept != (tc.policy == corev1.PersistentVolumeReclaimRetain) {
+				t.Errorf("data directory kept = %v with policy %s", kept, tc.policy)
+			}
+		})
+	}
+}
