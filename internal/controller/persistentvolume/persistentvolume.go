@@ -246,9 +246,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 	var class *storagev1.StorageClass
 	if name := volumematch.ClassOf(pvc); name != "" {
 		sc, err := c.classes.Get(name)
-		if apierrors.IsNotFound(err) {
-			c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonProvisioningFailed, "storageclass.storage.k8s.io %q not found", name)
-		} else if err != nil {
+		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 		class = sc
@@ -283,7 +281,9 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 	case class != nil:
 		c.recorder.Eventf(pvc, corev1.EventTypeNormal, ReasonExternalProvisioning,
 			"Waiting for a volume to be created either by the external provisioner '%s' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.", class.Provisioner)
-	case volumematch.ClassOf(pvc) == "":
+	case volumematch.ClassOf(pvc) != "":
+		c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonProvisioningFailed, "storageclass.storage.k8s.io %q not found", volumematch.ClassOf(pvc))
+	default:
 		c.recorder.Event(pvc, corev1.EventTypeNormal, ReasonFailedBinding, "no persistent volumes available for this claim and no storage class is set")
 	}
 	return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
