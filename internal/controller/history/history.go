@@ -55,12 +55,16 @@ func TemplateHash(template *corev1.PodTemplateSpec, collisionCount *int32) strin
 }
 
 // DataHash is the hash Kubernetes' HashControllerRevision gives a
-// revision's data, the one StatefulSets name their revisions with.
+// revision's data, the one StatefulSets name their revisions with:
+// FNV-32 (not 32a) of the data, salted with the collision count in
+// decimal.
 func DataHash(data []byte, collisionCount *int32) string {
 	h := fnv.New32()
 	h.Write(data)
-	salt(h, collisionCount)
-	return rand.SafeEncodeString(strconv.FormatInt(int64(h.Sum32()), 10))
+	if collisionCount != nil {
+		h.Write([]byte(strconv.FormatInt(int64(*collisionCount), 10)))
+	}
+	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
 func salt(h interface{ Write([]byte) (int, error) }, collisionCount *int32) {

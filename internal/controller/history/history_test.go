@@ -173,3 +173,11 @@ func TestRenumberMakesARevisionTheNewest(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+func TestDataHashDependsOnDataAndCollisionCount(t *testing.T) {
+	one := int32(1)
+	a, b, c := DataHash([]byte("a"), nil), DataHash([]byte("b"), nil), DataHash([]byte("a"), &one)
+	if a == b || a == c || a != DataHash([]byte("a"), nil) {
+		t.Errorf("hashes %s %s %s", a, b, c)
+	}
+}
