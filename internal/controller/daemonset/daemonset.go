@@ -36,6 +36,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller/history"
@@ -47,9 +48,11 @@ const (
 	BurstReplicas = 250
 	// workerCount is kube-controller-manager's --concurrent-daemonset-syncs.
 	workerCount = 2
-	// failedPodBackoff is how long a node waits before its failed daemon
-	// pod is replaced again, so that a crashing pod does not hot-loop.
-	failedPodBackoff = 1 * time.Second
+	// A node's failed daemon pod is deleted (and so replaced) after a
+	// back-off of 1 s doubling to 15 min, as Kubernetes': a pod the node
+	// keeps rejecting must not hot-loop.
+	failedPodBackoff    = 1 * time.Second
+	maxFailedPodBackoff = 15 * time.Minute
 	// TemplateGenerationAnnotation numbers the DaemonSet's templates; its
 	// pods carry the number as TemplateGenerationLabel.
 	TemplateGenerationAnnotation = appsv1.DeprecatedTemplateGeneration
@@ -81,6 +84,7 @@ type Controller struct {
 	queue        workqueue.TypedRateLimitingInterface[string]
 	recorder     record.EventRecorder
 	expectations *expectations
+	failed       *flowcontrol.Backoff
 	burst        int
 	now          func() time.Time
 	log          *slog.Logger
@@ -99,7 +103,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		history:   &history.History{Client: client.AppsV1(), Lister: revs.Lister()},
 		synced: []cache.InformerSynced{dss.Informer().HasSynced, pods.Informer().HasSynced,
 			nodes.Informer().HasSynced, revs.Informer().HasSynced},
-		recorder: recorder, expectations: newExpectations(time.Now), burst: BurstReplicas, now: time.Now, log: log,
+		recorder: recorder, expectations: newExpectations(time.Now),
+		failed: flowcontrol.NewBackOff(failedPodBackoff, maxFailedPodBackoff), burst: BurstReplicas, now: time.Now, log: log,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"}),
 	}
@@ -128,6 +133,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 
 // Run syncs DaemonSets until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.failed.GC()
+			}
+		}
+	}()
 	workers.Run(ctx, c.queue, c.synced, workerCount, c.sync, c.log, "sync daemonset")
 	return nil
 }

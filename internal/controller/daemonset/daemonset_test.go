@@ -316,3 +316,27 @@ func TestHistoryBeyondTheLimitIsPruned(t *testing.T) {
 		t.Errorf("%d revisions left, want the current one and one old", len(left.Items))
 	}
 }
+
+func TestFailedPodIsDeletedWithBackOff(t *testing.T) {
+	ds := daemonSet("v1")
+	failed := podOn(ds, "a", "pa")
+	failed.Status.Phase = corev1.PodFailed
+	f := newFixture(t, ds, node("a"), failed)
+	f.sync(t)
+	if got := f.deleted(); !slices.Equal(got, []string{"pa"}) {
+		t.Fatalf("deleted %v", got)
+	}
+	if ev := <-f.events.Events; ev != "Warning FailedDaemonPod Found failed daemon pod kube-system/pa on node a, will try to kill it" {
+		t.Errorf("event %q", ev)
+	}
+	// The next failure on the node within the back-off waits.
+	again := podOn(ds, "a", "pa2")
+	again.Status.Phase = corev1.PodFailed
+	f.factory.Core().V1().Pods().Informer().GetIndexer().Delete(failed)
+	f.add(again)
+	f.c.expectations.forget("kube-system/fluentd")
+	f.sync(t)
+	if got := f.deleted(); len(got) != 0 {
+		t.Errorf("deleted %v within the back-off", got)
+	}
+}

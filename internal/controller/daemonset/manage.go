@@ -65,6 +65,13 @@ func (c *Controller) podsShouldBeOnNode(ds *appsv1.DaemonSet, node *corev1.Node,
 		switch p.Status.Phase {
 		case corev1.PodFailed:
 			// Deleted here, replaced by the next sync once it is gone.
+			backoffKey := dsKey(ds) + "/" + node.Name
+			now := c.failed.Clock.Now()
+			if c.failed.IsInBackOffSinceUpdate(backoffKey, now) {
+				c.queue.AddAfter(dsKey(ds), c.failed.Get(backoffKey))
+				continue
+			}
+			c.failed.Next(backoffKey, now)
 			c.recorder.Eventf(ds, corev1.EventTypeWarning, ReasonFailedDaemonPod,
 				"Found failed daemon pod %s/%s on node %s, will try to kill it", p.Namespace, p.Name, node.Name)
 			toDelete = append(toDelete, p)
