@@ -62,12 +62,13 @@ const (
 
 // Event reasons, as Kubernetes records them on the DaemonSet.
 const (
-	ReasonSuccessfulCreate = "SuccessfulCreate"
-	ReasonFailedCreate     = "FailedCreate"
-	ReasonSuccessfulDelete = "SuccessfulDelete"
-	ReasonFailedDelete     = "FailedDelete"
-	ReasonFailedDaemonPod  = "FailedDaemonPod"
-	ReasonSelectingAll     = "SelectingAll"
+	ReasonSuccessfulCreate   = "SuccessfulCreate"
+	ReasonFailedCreate       = "FailedCreate"
+	ReasonSuccessfulDelete   = "SuccessfulDelete"
+	ReasonFailedDelete       = "FailedDelete"
+	ReasonFailedDaemonPod    = "FailedDaemonPod"
+	ReasonSucceededDaemonPod = "SucceededDaemonPod"
+	ReasonSelectingAll       = "SelectingAll"
 )
 
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
@@ -370,10 +371,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// Pods created or deleted are not all seen yet: count, don't act.
 		return c.updateStatus(ctx, ds, nodes, byNode, hash, false)
 	}
+	err = c.update(ctx, ds, nodes, byNode, hash, old, pods)
+	// Status is written even when the update failed, as Kubernetes does.
+	return errors.Join(err, c.updateStatus(ctx, ds, nodes, byNode, hash, true))
+}
+
+// update creates and deletes pods per node, lets the update strategy
+// replace old ones once those writes are seen, and prunes revisions.
+func (c *Controller) update(ctx context.Context, ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod,
+	hash string, old []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
 	if err := c.manage(ctx, ds, nodes, byNode, hash); err != nil {
 		return err
 	}
-	if c.expectations.satisfied(key) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
+	if c.expectations.satisfied(dsKey(ds)) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
 		if err := c.rollingUpdate(ctx, ds, nodes, byNode, hash); err != nil {
 			return err
 		}
@@ -381,5 +391,5 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err := c.pruneHistory(ctx, ds, old, pods); err != nil {
 		return fmt.Errorf("clean up revisions: %w", err)
 	}
-	return c.updateStatus(ctx, ds, nodes, byNode, hash, true)
+	return nil
 }

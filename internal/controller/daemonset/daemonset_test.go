@@ -340,3 +340,27 @@ func TestFailedPodIsDeletedWithBackOff(t *testing.T) {
 		t.Errorf("deleted %v within the back-off", got)
 	}
 }
+
+func TestFailingCreatesStopAfterTheFirstBatch(t *testing.T) {
+	ds := daemonSet("v1")
+	f := newFixture(t, ds, node("a"), node("b"), node("c"), node("d"))
+	f.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, fmt.Errorf("quota exceeded")
+	})
+	f.client.ClearActions()
+	if err := f.c.sync(context.Background(), "kube-system/fluentd"); err == nil {
+		t.Fatal("no error from failing creates")
+	}
+	var tries int
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
+			tries++
+		}
+	}
+	if tries != 1 {
+		t.Errorf("%d creates tried, want 1 (slow start)", tries)
+	}
+	if !f.c.expectations.satisfied("kube-system/fluentd") {
+		t.Error("creates never made are still expected")
+	}
+}

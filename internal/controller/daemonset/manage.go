@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"context"
+	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -65,7 +66,7 @@ func (c *Controller) podsShouldBeOnNode(ds *appsv1.DaemonSet, node *corev1.Node,
 		switch p.Status.Phase {
 		case corev1.PodFailed:
 			// Deleted here, replaced by the next sync once it is gone.
-			backoffKey := dsKey(ds) + "/" + node.Name
+			backoffKey := fmt.Sprintf("%s/%d/%s", ds.UID, ds.Status.ObservedGeneration, node.Name)
 			now := c.failed.Clock.Now()
 			if c.failed.IsInBackOffSinceUpdate(backoffKey, now) {
 				c.queue.AddAfter(dsKey(ds), c.failed.Get(backoffKey))
@@ -76,16 +77,22 @@ func (c *Controller) podsShouldBeOnNode(ds *appsv1.DaemonSet, node *corev1.Node,
 				"Found failed daemon pod %s/%s on node %s, will try to kill it", p.Namespace, p.Name, node.Name)
 			toDelete = append(toDelete, p)
 		case corev1.PodSucceeded:
+			c.recorder.Eventf(ds, corev1.EventTypeNormal, ReasonSucceededDaemonPod,
+				"Found succeeded daemon pod %s/%s on node %s, will try to delete it", p.Namespace, p.Name, node.Name)
 			toDelete = append(toDelete, p)
 		default:
 			running = append(running, p)
 		}
 	}
-	if len(running) <= 1 {
+	if !surging(ds) {
+		if len(running) > 1 {
+			toDelete = append(toDelete, running[1:]...) // keep the oldest
+		}
 		return false, toDelete
 	}
-	if !surging(ds) {
-		return false, append(toDelete, running[1:]...) // keep the oldest
+	if len(running) <= 1 {
+		// A surging DaemonSet keeps a pod on the node at all times.
+		return run && len(running) == 0, toDelete
 	}
 	// A surge keeps the oldest new pod and the oldest old one, and lets
 	// the old go once the new is available (or the old is not ready).

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,24 +88,24 @@ func groupByNode(pods []*corev1.Pod) map[string][]*corev1.Pod {
 	return out
 }
 
-// sortOldestFirst orders by creation, a running pod before a pending one
-// made at the same time (Kubernetes' podByCreationTimestampAndPhase).
+// sortOldestFirst orders a node's pods as Kubernetes'
+// podByCreationTimestampAndPhase: bound pods first, then by creation,
+// then by name.
 func sortOldestFirst(pods []*corev1.Pod) {
 	slices.SortStableFunc(pods, func(a, b *corev1.Pod) int {
+		if ab, bb := a.Spec.NodeName != "", b.Spec.NodeName != ""; ab != bb {
+			if ab {
+				return -1
+			}
+			return 1
+		}
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 			if a.CreationTimestamp.Before(&b.CreationTimestamp) {
 				return -1
 			}
 			return 1
 		}
-		ar, br := a.Status.Phase == corev1.PodRunning, b.Status.Phase == corev1.PodRunning
-		switch {
-		case ar && !br:
-			return -1
-		case br && !ar:
-			return 1
-		}
-		return 0
+		return strings.Compare(a.Name, b.Name)
 	})
 }
 
@@ -197,17 +198,31 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, toDele
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	var wg sync.WaitGroup
-	for _, node := range toCreate {
-		wg.Go(func() {
-			if err := c.createPod(ctx, ds, node, hash); err != nil {
-				c.expectations.creationObserved(key) // never to be seen
-				if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-					report(err)
+	// Creates go in batches of 1, 2, 4, ... and stop at the first batch
+	// with a failure: a create that fails for every pod (a quota, a bad
+	// template) costs few requests and events.
+	for done, batch := 0, 1; done < len(toCreate); done, batch = done+batch, min(2*batch, len(toCreate)-done-batch) {
+		failures := len(errs)
+		var wg sync.WaitGroup
+		for _, node := range toCreate[done : done+batch] {
+			wg.Go(func() {
+				if err := c.createPod(ctx, ds, node, hash); err != nil {
+					c.expectations.creationObserved(key) // never to be seen
+					if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+						report(err)
+					}
 				}
+			})
+		}
+		wg.Wait()
+		if len(errs) > failures {
+			for range len(toCreate) - done - batch {
+				c.expectations.creationObserved(key) // never tried
 			}
-		})
+			break
+		}
 	}
+	var wg sync.WaitGroup
 	for _, p := range toDelete {
 		wg.Go(func() {
 			if err := c.deletePodOf(ctx, ds, p); err != nil {
