@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
@@ -32,6 +33,7 @@ func workloadControllers(ctx context.Context, client kubernetes.Interface, facto
 	return []runner{
 		replicaset.New(client, factory, rec("replicaset-controller"), log.With("controller", "replicaset")),
 		deployment.New(client, factory, rec("deployment-controller"), log.With("controller", "deployment")),
+		daemonset.New(client, factory, rec("daemonset-controller"), log.With("controller", "daemonset")),
 		job.New(client, factory, rec("job-controller"), log.With("controller", "job")),
 		cronjob.New(client, factory, rec("cronjob-controller"), log.With("controller", "cronjob")),
 		podgc.New(client, factory, rec("pod-garbage-collector"), log.With("controller", "podgc")),
