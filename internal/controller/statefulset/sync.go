@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
+
+// staleClaimRetry is how soon a pod waiting for an earlier pod's claim
+// to be deleted is looked at again.
+const staleClaimRetry = 2 * time.Second
 
 // syncSet acts on the set and writes its status, even when acting failed.
 func (c *Controller) syncSet(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, revs []*appsv1.ControllerRevision) error {
@@ -206,7 +211,10 @@ func (s *syncStep) processReplica(ctx context.Context, replicas []*corev1.Pod, i
 	if !created(p) {
 		stale, err := s.c.claimIsStale(s.set, p)
 		if err != nil || stale {
-			return true, err // a claim of an earlier pod must go first
+			// A claim of an earlier pod must go first. Claims are not
+			// watched, so look again shortly.
+			s.c.queue.AddAfter(setKey(s.set), staleClaimRetry)
+			return true, err
 		}
 		if err := s.createPod(ctx, p); err != nil {
 			return true, err
