@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/events"
 )
 
@@ -34,6 +35,7 @@ func workloadControllers(ctx context.Context, client kubernetes.Interface, facto
 		replicaset.New(client, factory, rec("replicaset-controller"), log.With("controller", "replicaset")),
 		deployment.New(client, factory, rec("deployment-controller"), log.With("controller", "deployment")),
 		daemonset.New(client, factory, rec("daemonset-controller"), log.With("controller", "daemonset")),
+		statefulset.New(client, factory, rec("statefulset-controller"), log.With("controller", "statefulset")),
 		job.New(client, factory, rec("job-controller"), log.With("controller", "job")),
 		cronjob.New(client, factory, rec("cronjob-controller"), log.With("controller", "cronjob")),
 		podgc.New(client, factory, rec("pod-garbage-collector"), log.With("controller", "podgc")),

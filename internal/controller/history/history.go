@@ -8,8 +8,7 @@
 // The package knows nothing of the owner's kind: a controller gives it
 // the owner's metadata and kind, the patch bytes that restore the
 // template (the revision's data), the labels to put on the revision and
-// its hash. The DaemonSet controller uses it now; a StatefulSet
-// controller can later.
+// its hash. The DaemonSet and StatefulSet controllers use it.
 package history
 
 import (

@@ -1,0 +1,337 @@
+package statefulset
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/controller/history"
+)
+
+var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	c       *Controller
+	client  *fake.Clientset
+	factory informers.SharedInformerFactory
+	events  *record.FakeRecorder
+}
+
+// newFixture preloads the listers and the fake API with objs; informers
+// are not started, so a test sees exactly the writes of its sync.
+func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	f := &fixture{client: client, factory: factory, events: record.NewFakeRecorder(1000)}
+	f.c = New(client, factory, f.events, nil)
+	f.c.now = func() time.Time { return t0 }
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *appsv1.StatefulSet:
+			factory.Apps().V1().StatefulSets().Informer().GetIndexer().Add(o)
+		case *corev1.Pod:
+			factory.Core().V1().Pods().Informer().GetIndexer().Add(o)
+		case *corev1.PersistentVolumeClaim:
+			factory.Core().V1().PersistentVolumeClaims().Informer().GetIndexer().Add(o)
+		case *appsv1.ControllerRevision:
+			factory.Apps().V1().ControllerRevisions().Informer().GetIndexer().Add(o)
+		}
+	}
+	t.Cleanup(f.c.queue.ShutDown)
+	return f
+}
+
+func (f *fixture) sync(t *testing.T) {
+	t.Helper()
+	if err := f.c.sync(context.Background(), "default/web"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writes are "verb resource name" of each write, in order.
+func (f *fixture) writes() []string {
+	var out []string
+	for _, a := range f.client.Actions() {
+		var name string
+		switch a := a.(type) {
+		case k8stesting.CreateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		case k8stesting.DeleteAction:
+			name = a.GetName()
+		case k8stesting.UpdateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		default:
+			continue
+		}
+		r := a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			r += "/" + a.GetSubresource()
+		}
+		out = append(out, a.GetVerb()+" "+r+" "+name)
+	}
+	return out
+}
+
+func (f *fixture) createdPod(t *testing.T, name string) *corev1.Pod {
+	t.Helper()
+	for _, a := range f.client.Actions() {
+		if c, ok := a.(k8stesting.CreateAction); ok && a.GetResource().Resource == "pods" {
+			if p := c.GetObject().(*corev1.Pod); p.Name == name {
+				return p
+			}
+		}
+	}
+	t.Fatalf("pod %s not created; writes %v", name, f.writes())
+	return nil
+}
+
+func webSet(replicas int32) *appsv1.StatefulSet {
+	labels := map[string]string{"app": "web"}
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "set-uid", Generation: 1},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas, ServiceName: "nginx", PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: "nginx:1"}}},
+			},
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: new(int32(0))}},
+			RevisionHistoryLimit: new(int32(10)),
+		},
+	}
+}
+
+func revisionFor(t *testing.T, set *appsv1.StatefulSet, number int64) *appsv1.ControllerRevision {
+	t.Helper()
+	r, err := newRevision(set, number, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runningPod is the set's pod of ordinal from rev, Running and ready as asked.
+func runningPod(t *testing.T, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision, ordinal int, ready bool) *corev1.Pod {
+	t.Helper()
+	tmpl, err := templateOf(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPod(set, tmpl, rev.Name, ordinal)
+	p.UID = types.UID("uid-" + p.Name)
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}}
+	return p
+}
+
+func TestOrderedReadyCreatesOrdinalZeroWithClaimFirst(t *testing.T) {
+	set := webSet(3)
+	set.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "www"},
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}
+	f := newFixture(t, set)
+	f.sync(t)
+
+	w := f.writes()
+	claim, pod := slices.Index(w, "create persistentvolumeclaims www-web-0"), slices.Index(w, "create pods web-0")
+	if claim < 0 || pod < 0 || claim > pod || slices.Contains(w, "create pods web-1") {
+		t.Fatalf("writes %v: want claim www-web-0, then only pod web-0", w)
+	}
+	p := f.createdPod(t, "web-0")
+	rev := revisionFor(t, set, 1)
+	if p.Spec.Hostname != "web-0" || p.Spec.Subdomain != "nginx" ||
+		p.Labels[appsv1.StatefulSetPodNameLabel] != "web-0" || p.Labels[appsv1.PodIndexLabel] != "0" ||
+		p.Labels[history.HashLabel] != rev.Name {
+		t.Errorf("pod identity: hostname %q subdomain %q labels %v (revision %s)", p.Spec.Hostname, p.Spec.Subdomain, p.Labels, rev.Name)
+	}
+	if len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != "www-web-0" {
+		t.Errorf("volumes %+v", p.Spec.Volumes)
+	}
+	if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != set.UID {
+		t.Errorf("owner %+v", ref)
+	}
+	want := []string{
+		"Normal SuccessfulCreate create Claim www-web-0 Pod web-0 in StatefulSet web success",
+		"Normal SuccessfulCreate create Pod web-0 in StatefulSet web successful",
+	}
+	for _, e := range want {
+		if got := <-f.events.Events; got != e {
+			t.Errorf("event %q, want %q", got, e)
+		}
+	}
+}
+
+func TestOrderedReadyWaitsForThePreviousPod(t *testing.T) {
+	set := webSet(3)
+	rev := revisionFor(t, set, 1)
+	for _, tc := range []struct {
+		ready bool
+		want  bool
+	}{{false, false}, {true, true}} {
+		f := newFixture(t, set, rev, runningPod(t, set, rev, 0, tc.ready))
+		f.sync(t)
+		if got := slices.Contains(f.writes(), "create pods web-1"); got != tc.want {
+			t.Errorf("web-0 ready=%v: created web-1 %v; writes %v", tc.ready, got, f.writes())
+		}
+	}
+}
+
+func TestParallelCreatesAllAtOnce(t *testing.T) {
+	set := webSet(3)
+	set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	f := newFixture(t, set)
+	f.sync(t)
+	for _, n := range []string{"web-0", "web-1", "web-2"} {
+		f.createdPod(t, n)
+	}
+}
+
+func TestScaleDownDeletesHighestOrdinalOnly(t *testing.T) {
+	set := webSet(1)
+	rev := revisionFor(t, set, 1)
+	f := newFixture(t, set, rev, runningPod(t, set, rev, 0, true), runningPod(t, set, rev, 1, true), runningPod(t, set, rev, 2, true))
+	f.sync(t)
+	var deleted []string
+	for _, w := range f.writes() {
+		if len(w) > 12 && w[:12] == "delete pods " {
+			deleted = append(deleted, w[12:])
+		}
+	}
+	if !slices.Equal(deleted, []string{"web-2"}) {
+		t.Fatalf("deleted %v, want [web-2]", deleted)
+	}
+}
+
+func TestFailedPodIsDeletedToBeRecreated(t *testing.T) {
+	set := webSet(1)
+	rev := revisionFor(t, set, 1)
+	p := runningPod(t, set, rev, 0, false)
+	p.Status.Phase = corev1.PodFailed
+	f := newFixture(t, set, rev, p)
+	f.sync(t)
+	if !slices.Contains(f.writes(), "delete pods web-0") {
+		t.Fatalf("writes %v, want web-0 deleted", f.writes())
+	}
+}
+
+func TestRollingUpdateStopsAtThePartition(t *testing.T) {
+	old := webSet(3)
+	oldRev := revisionFor(t, old, 1)
+	set := old.DeepCopy()
+	set.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	set.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	set.Status.CurrentRevision = oldRev.Name
+	newRev := revisionFor(t, set, 2)
+
+	for _, tc := range []struct {
+		name    string
+		updated []int // ordinals already at the new revision
+		want    []string
+	}{
+		{"highest first", nil, []string{"web-2"}},
+		{"then the next", []int{2}, []string{"web-1"}},
+		{"not below the partition", []int{1, 2}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := []runtime.Object{set, oldRev, newRev}
+			for o := range 3 {
+				r := oldRev
+				if slices.Contains(tc.updated, o) {
+					r = newRev
+				}
+				objs = append(objs, runningPod(t, set, r, o, true))
+			}
+			f := newFixture(t, objs...)
+			f.sync(t)
+			var deleted []string
+			for _, w := range f.writes() {
+				if len(w) > 12 && w[:12] == "delete pods " {
+					deleted = append(deleted, w[12:])
+				}
+			}
+			if !slices.Equal(deleted, tc.want) {
+				t.Fatalf("deleted %v, want %v", deleted, tc.want)
+			}
+		})
+	}
+}
+
+func TestRevisionIsNamedByDataHashAndCurrentOnceAllUpdated(t *testing.T) {
+	set := webSet(1)
+	f := newFixture(t, set)
+	f.sync(t)
+	data, _ := history.TemplatePatch(&set.Spec.Template)
+	var zero int32
+	name := "web-" + history.DataHash(data, &zero)
+	if !slices.Contains(f.writes(), "create controllerrevisions "+name) {
+		t.Fatalf("writes %v, want revision %s", f.writes(), name)
+	}
+
+	rev := revisionFor(t, set, 1)
+	set.Status.CurrentRevision = "web-old"
+	f = newFixture(t, set, rev, runningPod(t, set, rev, 0, true))
+	f.sync(t)
+	var status *appsv1.StatefulSetStatus
+	for _, a := range f.client.Actions() {
+		if a.GetSubresource() == "status" {
+			status = &a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).Status
+		}
+	}
+	if status == nil || status.CurrentRevision != rev.Name || status.UpdateRevision != rev.Name ||
+		status.Replicas != 1 || status.ReadyReplicas != 1 || status.UpdatedReplicas != 1 || status.CurrentReplicas != 1 ||
+		status.AvailableReplicas != 1 || status.ObservedGeneration != 1 {
+		t.Fatalf("status %+v", status)
+	}
+}
+
+func TestRetentionPolicyOwnerReferences(t *testing.T) {
+	const retain, del = appsv1.RetainPersistentVolumeClaimRetentionPolicyType, appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	for _, tc := range []struct {
+		whenDeleted, whenScaled appsv1.PersistentVolumeClaimRetentionPolicyType
+		ordinal                 int // of 2 replicas: 2 is scaled away
+		want                    []string
+	}{
+		{retain, retain, 0, nil},
+		{retain, retain, 2, nil},
+		{del, retain, 0, []string{"StatefulSet"}},
+		{del, retain, 2, []string{"StatefulSet"}},
+		{retain, del, 0, nil},
+		{retain, del, 2, []string{"Pod"}},
+		{del, del, 0, []string{"StatefulSet"}},
+		{del, del, 2, []string{"Pod"}},
+	} {
+		set := webSet(2)
+		set.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+			WhenDeleted: tc.whenDeleted, WhenScaled: tc.whenScaled}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(set, tc.ordinal), UID: "pod-uid"}}
+		// Start from the opposite owners, to see both added and removed.
+		claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{
+			{Kind: "Pod", Name: pod.Name, UID: pod.UID}, {Kind: "StatefulSet", Name: set.Name, UID: set.UID}}}}
+		setRetentionOwners(set, pod, claim)
+		var got []string
+		for _, r := range claim.OwnerReferences {
+			got = append(got, r.Kind)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("whenDeleted=%s whenScaled=%s ordinal %d: owners %v, want %v", tc.whenDeleted, tc.whenScaled, tc.ordinal, got, tc.want)
+		}
+	}
+}

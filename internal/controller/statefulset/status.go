@@ -1,0 +1,38 @@
+package statefulset
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// updateStatus writes status through the subresource when it changed.
+// A rolling update whose pods are all updated and ready is complete: the
+// update revision becomes the current one (completeRollingUpdate).
+func (c *Controller) updateStatus(ctx context.Context, set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus) error {
+	if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType &&
+		status.UpdatedReplicas == status.Replicas && status.ReadyReplicas == status.Replicas {
+		status.CurrentReplicas = status.UpdatedReplicas
+		status.CurrentRevision = status.UpdateRevision
+	}
+	status.Conditions = set.Status.Conditions
+	if !apiequality.Semantic.DeepEqual(*status, set.Status) {
+		fresh := set.DeepCopy()
+		fresh.Status = *status
+		if _, err := c.client.AppsV1().StatefulSets(set.Namespace).UpdateStatus(ctx, fresh, metav1.UpdateOptions{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	// Availability comes minReadySeconds after readiness, with no event.
+	if set.Spec.MinReadySeconds > 0 && status.ReadyReplicas != status.AvailableReplicas {
+		c.queue.AddAfter(setKey(set), time.Duration(set.Spec.MinReadySeconds)*time.Second)
+	}
+	return nil
+}
