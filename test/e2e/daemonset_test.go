@@ -61,14 +61,9 @@ func TestDaemonSetRunsOnEveryNodeRollsOutAndBack(t *testing.T) {
 
 	// A second node, no agent behind it, tainted for logging only.
 	addNode(t, c, "logging-node", "4", nil)
-	n, err := c.CoreV1().Nodes().Get(ctx, "logging-node", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "logging", Effect: corev1.TaintEffectNoSchedule}}
-	if _, err := c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateNode(t, c, "logging-node", func(n *corev1.Node) {
+		n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "logging", Effect: corev1.TaintEffectNoSchedule}}
+	})
 
 	labels := map[string]string{"name": dsName}
 	ds := &appsv1.DaemonSet{

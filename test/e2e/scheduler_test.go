@@ -41,6 +41,24 @@ func addNode(t *testing.T, c kubernetes.Interface, name string, cpu string, labe
 	}
 }
 
+// updateNode changes a node, again on a fresh copy when the server changed
+// it meanwhile (it gives each new node its pod range).
+func updateNode(t *testing.T, c kubernetes.Interface, name string, change func(*corev1.Node)) {
+	t.Helper()
+	ctx := context.Background()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(n)
+		_, err = c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func scheduledCondition(p *corev1.Pod) *corev1.PodCondition {
 	for i := range p.Status.Conditions {
 		if p.Status.Conditions[i].Type == corev1.PodScheduled {
@@ -338,14 +356,9 @@ func TestSchedulerScoresPreferredRulesTaintsAndSpreading(t *testing.T) {
 	}
 
 	// A PreferNoSchedule taint on s-a sends an indifferent pod to s-b.
-	node, err := c.CoreV1().Nodes().Get(ctx, "s-a", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: "dedicated", Value: "batch", Effect: corev1.TaintEffectPreferNoSchedule})
-	if _, err := c.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateNode(t, c, "s-a", func(n *corev1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "dedicated", Value: "batch", Effect: corev1.TaintEffectPreferNoSchedule})
+	})
 	time.Sleep(500 * time.Millisecond) // the scheduler's informer sees the taint
 	if n := create(pod("indifferent", nil)); n != "s-b" {
 		t.Errorf("an untolerating pod went to %s, which prefers no schedule", n)
