@@ -8,6 +8,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// The annotation and name of skiff's built-in local-path provisioner.
+const (
+	annProvisionedBy     = "pv.kubernetes.io/provisioned-by"
+	localPathProvisioner = "rancher.io/local-path"
+)
+
 // ClaimSource reads PersistentVolumeClaims and PersistentVolumes; the
 // agent implements it with client-go.
 type ClaimSource interface {
@@ -39,6 +45,15 @@ func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.P
 		return "", fmt.Errorf("error processing PVC %s/%s: volume %s is not bound to it", pod.Namespace, src.ClaimName, pv.Name)
 	}
 	switch s := pv.Spec.PersistentVolumeSource; {
+	case s.HostPath != nil && pv.Annotations[annProvisionedBy] == localPathProvisioner:
+		// A local-path volume's directory is made on its first use, open
+		// to any user the pod runs as, as rancher's provisioner makes it.
+		_, statErr := os.Stat(s.HostPath.Path)
+		path, err := setupHostPath(s.HostPath)
+		if err == nil && os.IsNotExist(statErr) {
+			err = os.Chmod(path, 0o777)
+		}
+		return path, err
 	case s.HostPath != nil:
 		return setupHostPath(s.HostPath)
 	case s.Local != nil:

@@ -65,6 +65,37 @@ func TestClaimVolumeResolvesToBoundVolumesDirectory(t *testing.T) {
 	}
 }
 
+// A local-path volume's directory, made on first use, is open to any
+// user (non-root pods write to it); one that exists keeps its mode.
+func TestLocalPathVolumeDirectoryIsOpenToAnyUser(t *testing.T) {
+	m, _ := newManager(t)
+	dir := filepath.Join(t.TempDir(), "storage", "pvc-1_default_data")
+	create := corev1.HostPathDirectoryOrCreate
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": "rancher.io/local-path"}},
+		Spec: corev1.PersistentVolumeSpec{
+			ClaimRef:               &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &create}},
+		}}
+	m.Claims = &fakeClaims{
+		claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {
+			ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default", UID: "claim-uid"},
+			Spec:       corev1.PersistentVolumeClaimSpec{VolumeName: "pvc-1"},
+			Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+		}},
+		volumes: map[string]*corev1.PersistentVolume{"pvc-1": pv},
+	}
+	mustSetup(t, m, newPod("uid-1", claimVolume(false)))
+	if info, err := os.Stat(dir); err != nil || info.Mode().Perm() != 0o777 {
+		t.Fatalf("new local-path directory: %v, %v; want mode 0777", info.Mode(), err)
+	}
+	os.Chmod(dir, 0o750)
+	mustSetup(t, m, newPod("uid-2", claimVolume(false)))
+	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o750 {
+		t.Errorf("an existing directory's mode changed to %v", info.Mode().Perm())
+	}
+}
+
 func TestUnboundClaimVolumeWaits(t *testing.T) {
 	m, _ := newManager(t)
 	m.Claims = &fakeClaims{claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {
