@@ -2,8 +2,9 @@
 // after validation: the namespace lifecycle (no content in missing or
 // terminating namespaces), the ServiceAccount plugin (a pod's service
 // account and its API credentials volume), and the allocation of Service
-// cluster IPs and node ports, PodPreset injection (podpreset.go) and the
-// default StorageClass of claims (storageclass.go).
+// cluster IPs and node ports, PodPreset injection (podpreset.go), the
+// default StorageClass of claims (storageclass.go) and the protection
+// finalizers of claims and volumes (storageprotection.go).
 package admission
 
 import (
@@ -70,6 +71,9 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 		if err := c.serviceAccounts.admit(ctx, pod); err != nil {
 			return err
 		}
+	}
+	if op == apiserver.Create {
+		protectStorage(obj)
 	}
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && op == apiserver.Create {
 		return c.defaultStorageClass(ctx, pvc)

@@ -9,12 +9,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-sh/skiff/internal/controller/persistentvolume"
+	"github.com/skiff-sh/skiff/internal/controller/storageprotection"
 	"github.com/skiff-sh/skiff/internal/events"
 )
 
 // storageControllers are the persistentvolume binder and the built-in
 // local-path provisioner, which first makes sure the default StorageClass
-// exists.
+// exists, and the storage protection controller.
 func storageControllers(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config, log *slog.Logger) []runner {
 	rec := events.NewRecorder(ctx, client, "persistentvolume-controller")
 	context.AfterFunc(ctx, rec.Shutdown)
@@ -25,7 +26,8 @@ func storageControllers(ctx context.Context, client kubernetes.Interface, factor
 	}
 	pv := persistentvolume.New(persistentvolume.Config{DataDir: dataDir, NodeName: cfg.NodeName},
 		client, factory, rec, log.With("controller", "persistentvolume"))
-	return []runner{storageRunner{client: client, pv: pv, log: log}}
+	return []runner{storageRunner{client: client, pv: pv, log: log},
+		storageprotection.New(client, factory, log.With("controller", "storageprotection"))}
 }
 
 // storageRunner creates the default class, then runs the binder.

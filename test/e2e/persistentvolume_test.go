@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -337,4 +338,58 @@ func TestStaticVolumesBindByClassCapacityModesAndSelector(t *testing.T) {
 	if got, _ := c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "again", metav1.GetOptions{}); got.Spec.VolumeName != "" {
 		t.Errorf("claim again bound %q; a Released volume must not be bound again", got.Spec.VolumeName)
 	}
+}
+
+// A claim a running pod uses is not deleted under it: deleting it leaves
+// it Terminating (the pvc-protection finalizer) until the pod is gone,
+// and its volume keeps its own finalizer while bound.
+func TestClaimInUseIsProtectedUntilItsPodGoes(t *testing.T) {
+	s, c := startAgentServer(t)
+	ctx := context.Background()
+	pvc, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, newClaim("kept", nil, "10Mi", corev1.ReadWriteOnce), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pvc.Finalizers, "kubernetes.io/pvc-protection") {
+		t.Fatalf("new claim's finalizers %v, want kubernetes.io/pvc-protection", pvc.Finalizers)
+	}
+	if _, err := c.CoreV1().Pods("default").Create(ctx, claimPod("user", "kept", "echo data > /data/f; sleep 300", false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, c, "default", "user", 90*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	pvc, _ = c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "kept", metav1.GetOptions{})
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pv.Finalizers, "kubernetes.io/pv-protection") {
+		t.Errorf("volume finalizers %v, want kubernetes.io/pv-protection", pv.Finalizers)
+	}
+	dir := filepath.Join(s.dataDir, "storage", pv.Name+"_default_kept")
+
+	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "kept", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	pvc, err = c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "kept", metav1.GetOptions{})
+	if err != nil || pvc.DeletionTimestamp == nil {
+		t.Fatalf("a claim in use was not kept Terminating: %v %v", err, pvc)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); err != nil {
+		t.Errorf("the data of a claim in use went: %v", err)
+	}
+
+	deletePodAndWait(t, c, "default", "user")
+	eventually(t, 60*time.Second, func() error {
+		if _, err := c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "kept", metav1.GetOptions{}); err == nil {
+			return errorf("the claim is still there after its pod went")
+		}
+		if _, err := c.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); err == nil {
+			return errorf("the volume is still there")
+		}
+		if _, err := os.Stat(dir); err == nil {
+			return errorf("the data directory is still there")
+		}
+		return nil
+	})
 }
