@@ -47,6 +47,16 @@ func deletePodAndWait(t *testing.T, c kubernetes.Interface, ns, name string) {
 	})
 }
 
+// waitDefaultClass waits for the default StorageClass, which the server
+// makes just after it starts: a claim created before it has no class.
+func waitDefaultClass(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		_, err := c.StorageV1().StorageClasses().Get(context.Background(), "local-path", metav1.GetOptions{})
+		return err
+	})
+}
+
 func hasEvent(c kubernetes.Interface, ns, name, reason string) bool {
 	list, err := c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -346,6 +356,7 @@ func TestStaticVolumesBindByClassCapacityModesAndSelector(t *testing.T) {
 func TestClaimInUseIsProtectedUntilItsPodGoes(t *testing.T) {
 	s, c := startAgentServer(t)
 	ctx := context.Background()
+	waitDefaultClass(t, c)
 	pvc, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, newClaim("kept", nil, "10Mi", corev1.ReadWriteOnce), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

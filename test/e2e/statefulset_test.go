@@ -198,6 +198,7 @@ func TestStatefulSetPodKeepsItsClaimWhenRecreated(t *testing.T) {
 	set.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "www"},
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Mi")}}}}}
+	waitDefaultClass(t, c)
 	createWeb(t, c, set)
 	t.Cleanup(func() {
 		for _, n := range []string{"www-web-0", "www-web-1"} {
