@@ -2,11 +2,11 @@ package scheduler
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-sh/skiff/internal/nodeaffinity"
 )
 
 // requests are what a pod asks for, in the units kube-scheduler compares.
@@ -116,7 +116,7 @@ func filter(pod *corev1.Pod, want requests, node *corev1.Node, alloc allocatable
 			return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
 		}
 	}
-	if !matchesSelector(pod, node) {
+	if !nodeaffinity.Matches(&pod.Spec, node) {
 		return "node(s) didn't match Pod's node affinity/selector"
 	}
 	for k := range want.hostPorts {
@@ -151,69 +151,6 @@ func tolerates(pod *corev1.Pod, taint corev1.Taint) bool {
 		if pod.Spec.Tolerations[i].ToleratesTaint(logr.Discard(), &taint, false) {
 			return true
 		}
-	}
-	return false
-}
-
-// matchesSelector checks nodeSelector and the required node affinity.
-func matchesSelector(pod *corev1.Pod, node *corev1.Node) bool {
-	if len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
-		return false
-	}
-	aff := pod.Spec.Affinity
-	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	// The terms are ORed; each term's expressions ANDed.
-	for _, term := range aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if matchesTerm(term, node) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchesTerm(term corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false
-	}
-	for _, e := range term.MatchExpressions {
-		if !matchesExpression(e, node.Labels) {
-			return false
-		}
-	}
-	for _, e := range term.MatchFields {
-		if e.Key != "metadata.name" || !matchesExpression(e, map[string]string{"metadata.name": node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func matchesExpression(e corev1.NodeSelectorRequirement, set map[string]string) bool {
-	v, has := set[e.Key]
-	switch e.Operator {
-	case corev1.NodeSelectorOpIn:
-		return has && contains(e.Values, v)
-	case corev1.NodeSelectorOpNotIn:
-		return !has || !contains(e.Values, v)
-	case corev1.NodeSelectorOpExists:
-		return has
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !has
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if !has || len(e.Values) != 1 {
-			return false
-		}
-		have, err1 := strconv.ParseInt(v, 10, 64)
-		want, err2 := strconv.ParseInt(e.Values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if e.Operator == corev1.NodeSelectorOpGt {
-			return have > want
-		}
-		return have < want
 	}
 	return false
 }

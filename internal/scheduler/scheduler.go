@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/nodeaffinity"
 )
 
 // Name is the schedulerName this scheduler answers to.
@@ -259,7 +261,7 @@ func (s *Scheduler) feasible(pod *corev1.Pod, want requests, nodes []*corev1.Nod
 	if hasTopologyRules(pod) || s.antiAffinityPods > 0 {
 		topo = s.topology(pod)
 		for _, n := range nodes {
-			if matchesSelector(pod, n) {
+			if nodeaffinity.Matches(&pod.Spec, n) {
 				eligible = append(eligible, n)
 			}
 		}

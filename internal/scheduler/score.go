@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-sh/skiff/internal/nodeaffinity"
 )
 
 // Score weights of kube-scheduler's default plugins.
@@ -104,7 +106,7 @@ func preferredAffinity(pod *corev1.Pod, node *corev1.Node) float64 {
 	var sum, total float64
 	for _, t := range aff.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
 		total += float64(t.Weight)
-		if matchesTerm(t.Preference, node) {
+		if nodeaffinity.MatchesTerm(t.Preference, node) {
 			sum += float64(t.Weight)
 		}
 	}

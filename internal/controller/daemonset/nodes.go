@@ -3,13 +3,12 @@ package daemonset
 // Which nodes a DaemonSet runs on, and how its pods are pinned to them.
 
 import (
-	"strconv"
-
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiff-sh/skiff/internal/nodeaffinity"
 )
 
 // daemonTolerations are the tolerations Kubernetes adds to every daemon
@@ -104,7 +103,7 @@ func shouldRun(node *corev1.Node, ds *appsv1.DaemonSet) (shouldRun, shouldContin
 	if spec.NodeName != "" && spec.NodeName != node.Name {
 		return false, false
 	}
-	if !fitsSelector(spec, node) {
+	if !nodeaffinity.Matches(spec, node) {
 		return false, false
 	}
 	fits, keeps := true, true
@@ -130,78 +129,6 @@ func shouldRun(node *corev1.Node, ds *appsv1.DaemonSet) (shouldRun, shouldContin
 func tolerated(tolerations []corev1.Toleration, t *corev1.Taint) bool {
 	for i := range tolerations {
 		if tolerations[i].ToleratesTaint(logr.Discard(), t, false) {
-			return true
-		}
-	}
-	return false
-}
-
-// fitsSelector checks the node selector and required node affinity.
-func fitsSelector(spec *corev1.PodSpec, node *corev1.Node) bool {
-	if len(spec.NodeSelector) > 0 && !labels.SelectorFromSet(spec.NodeSelector).Matches(labels.Set(node.Labels)) {
-		return false
-	}
-	a := spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if matchesTerm(term, node) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchesTerm: every requirement of a non-empty term holds.
-func matchesTerm(term corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false
-	}
-	for _, e := range term.MatchExpressions {
-		if !matchesRequirement(e, node.Labels) {
-			return false
-		}
-	}
-	for _, e := range term.MatchFields {
-		if e.Key != metav1.ObjectNameField || !matchesRequirement(e, map[string]string{e.Key: node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func matchesRequirement(e corev1.NodeSelectorRequirement, set map[string]string) bool {
-	v, has := set[e.Key]
-	switch e.Operator {
-	case corev1.NodeSelectorOpIn:
-		return has && contains(e.Values, v)
-	case corev1.NodeSelectorOpNotIn:
-		return !has || !contains(e.Values, v)
-	case corev1.NodeSelectorOpExists:
-		return has
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !has
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if !has || len(e.Values) != 1 {
-			return false
-		}
-		have, err1 := strconv.ParseInt(v, 10, 64)
-		want, err2 := strconv.ParseInt(e.Values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if e.Operator == corev1.NodeSelectorOpGt {
-			return have > want
-		}
-		return have < want
-	}
-	return false
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
 			return true
 		}
 	}
