@@ -69,6 +69,9 @@ type Config struct {
 	PodCIDR func(cidr string) error
 	// Labels are added to the Node (e.g. the control-plane role).
 	Labels map[string]string
+	// LocalPathDir is where this node keeps local-path volumes; the Node
+	// publishes it for the provisioner.
+	LocalPathDir string
 	// Streams runs exec, attach and port-forward sessions.
 	Streams kubeletapi.Streams
 	// KubeletListener and KubeletTLS serve the kubelet API (logs, exec,

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/skiff-sh/skiff/internal/localpath"
 	"github.com/skiff-sh/skiff/internal/version"
 )
 
@@ -49,24 +50,19 @@ func (a *Agent) registerNode(ctx context.Context) error {
 	for k, v := range a.cfg.Labels {
 		labels[k] = v
 	}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels}, Status: *status}
+	annotations := map[string]string{}
+	if a.cfg.LocalPathDir != "" {
+		annotations[localpath.NodeDirAnnotation] = a.cfg.LocalPathDir
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels, Annotations: annotations}, Status: *status}
 	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		existing, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		changed := false
-		for k, v := range labels {
-			if existing.Labels[k] != v {
-				if existing.Labels == nil {
-					existing.Labels = map[string]string{}
-				}
-				existing.Labels[k] = v
-				changed = true
-			}
-		}
-		if changed {
+		labelsChanged := mergeInto(&existing.Labels, labels)
+		if mergeInto(&existing.Annotations, annotations) || labelsChanged {
 			if existing, err = nodes.Update(ctx, existing, metav1.UpdateOptions{}); err != nil {
 				return err
 			}
@@ -97,6 +93,21 @@ func (a *Agent) registerNode(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// mergeInto sets want's entries in *m, reporting whether any changed.
+func mergeInto(m *map[string]string, want map[string]string) bool {
+	changed := false
+	for k, v := range want {
+		if cur, ok := (*m)[k]; !ok || cur != v {
+			if *m == nil {
+				*m = map[string]string{}
+			}
+			(*m)[k] = v
+			changed = true
+		}
+	}
+	return changed
 }
 
 // nodeStatus reads the machine: capacity, addresses, versions, conditions.

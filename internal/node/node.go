@@ -22,7 +22,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/nodestate"
 	"github.com/skiff-sh/skiff/internal/agent/volume"
 	"github.com/skiff-sh/skiff/internal/cri"
+	"github.com/skiff-sh/skiff/internal/events"
 	"github.com/skiff-sh/skiff/internal/image"
+	"github.com/skiff-sh/skiff/internal/localpath"
 	"github.com/skiff-sh/skiff/internal/network"
 	"github.com/skiff-sh/skiff/internal/runtime"
 	"github.com/skiff-sh/skiff/internal/runtime/binary"
@@ -110,6 +112,15 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, creds Cre
 			log.Error("cri socket", "err", err)
 		}
 	}()
+	// Volume paths are hostPaths, which must be absolute.
+	localPathDir, err := filepath.Abs(filepath.Join(cfg.DataDir, "storage"))
+	if err != nil {
+		return err
+	}
+	reclaimEvents := events.NewHostRecorder(ctx, client, "local-path-provisioner", cfg.NodeName)
+	defer reclaimEvents.Shutdown()
+	go (&localpath.Reclaimer{Client: client, NodeName: cfg.NodeName, Dir: localPathDir,
+		Recorder: reclaimEvents, Log: log.With("component", "localpath")}).Run(ctx)
 	a := agent.New(agent.Config{
 		Client:   client,
 		NodeName: cfg.NodeName,
@@ -133,6 +144,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, creds Cre
 			return nil
 		},
 		Labels:          cfg.Labels,
+		LocalPathDir:    localPathDir,
 		Streams:         svc.Streams(),
 		KubeletListener: kubeletLn,
 		KubeletTLS:      kubeletTLS,

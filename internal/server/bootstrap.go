@@ -10,13 +10,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/controller/persistentvolume"
 )
 
 // systemNamespaces exist in every cluster.
 var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
-// bootstrap creates what every cluster starts with: the system namespaces
-// and the kubernetes service in default pointing at this server.
+// bootstrap creates what every cluster starts with: the system namespaces,
+// the kubernetes service in default pointing at this server and, where the
+// controllers run (and with them the local-path provisioner), the default
+// StorageClass, so that no claim made once the server is ready misses it.
 func bootstrap(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	// The API server may take a moment to accept its first request.
 	deadline := time.Now().Add(30 * time.Second)
@@ -74,6 +78,9 @@ func bootstrap(ctx context.Context, client kubernetes.Interface, cfg Config) err
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("kubernetes endpoints: %w", err)
 		}
+	}
+	if !cfg.DisableControllerManager {
+		return persistentvolume.EnsureDefaultClass(ctx, client)
 	}
 	return nil
 }

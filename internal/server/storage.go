@@ -13,9 +13,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/events"
 )
 
-// storageControllers are the persistentvolume binder and the built-in
-// local-path provisioner, which first makes sure the default StorageClass
-// exists, and the storage protection controller.
+// storageControllers are the persistentvolume binder with the built-in
+// local-path provisioner (bootstrap made its default StorageClass), and
+// the storage protection controller.
 func storageControllers(ctx context.Context, client kubernetes.Interface, factory informers.SharedInformerFactory, cfg Config, log *slog.Logger) []runner {
 	rec := events.NewRecorder(ctx, client, "persistentvolume-controller")
 	context.AfterFunc(ctx, rec.Shutdown)
@@ -24,23 +24,7 @@ func storageControllers(ctx context.Context, client kubernetes.Interface, factor
 	if err != nil {
 		dataDir = cfg.DataDir
 	}
-	pv := persistentvolume.New(persistentvolume.Config{DataDir: dataDir, NodeName: cfg.NodeName},
+	pv := persistentvolume.New(persistentvolume.Config{DataDir: dataDir},
 		client, factory, rec, log.With("controller", "persistentvolume"))
-	return []runner{storageRunner{client: client, pv: pv, log: log},
-		storageprotection.New(client, factory, log.With("controller", "storageprotection"))}
-}
-
-// storageRunner creates the default class, then runs the binder.
-type storageRunner struct {
-	client kubernetes.Interface
-	pv     *persistentvolume.Controller
-	log    *slog.Logger
-}
-
-func (r storageRunner) Run(ctx context.Context) error {
-	if err := persistentvolume.EnsureDefaultClass(ctx, r.client); err != nil {
-		// Claims naming a class still bind; say why the default is missing.
-		r.log.Warn("default storage class", "err", err)
-	}
-	return r.pv.Run(ctx)
+	return []runner{pv, storageprotection.New(client, factory, log.With("controller", "storageprotection"))}
 }

@@ -17,8 +17,8 @@ import (
 )
 
 // startAgent runs `skiff agent` joined to s as node name, and cleans up
-// after it as startAgentServer does.
-func startAgent(t *testing.T, s *server, name, token string) {
+// after it as startAgentServer does. It returns the agent's data dir.
+func startAgent(t *testing.T, s *server, name, token string) string {
 	t.Helper()
 	dataDir := t.TempDir()
 	writeTestImage(t, filepath.Join(dataDir, "agent", "images", "import"))
@@ -47,6 +47,7 @@ func startAgent(t *testing.T, s *server, name, token string) {
 			t.Logf("agent log:\n%s", tail(log.String(), 60))
 		}
 	})
+	return dataDir
 }
 
 func TestAgentJoinsWithTheTokenAndRunsPods(t *testing.T) {

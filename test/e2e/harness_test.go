@@ -71,6 +71,15 @@ func withArgs(args ...string) serverOption {
 	return func(s *server) { s.args = append(s.args, args...) }
 }
 
+// withControlPlaneOnly runs the scheduler and controllers but no agent:
+// the nodes are agents the test starts.
+func withControlPlaneOnly() serverOption {
+	return func(s *server) {
+		s.withAgent = true
+		s.args = append(s.args, "--disable-agent")
+	}
+}
+
 func withDataDir(dir string) serverOption {
 	return func(s *server) { s.dataDir = dir }
 }

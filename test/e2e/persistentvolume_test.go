@@ -47,14 +47,13 @@ func deletePodAndWait(t *testing.T, c kubernetes.Interface, ns, name string) {
 	})
 }
 
-// waitDefaultClass waits for the default StorageClass, which the server
-// makes just after it starts: a claim created before it has no class.
+// waitDefaultClass checks for the default StorageClass, which the server
+// makes before it reports ready.
 func waitDefaultClass(t *testing.T, c kubernetes.Interface) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
-		_, err := c.StorageV1().StorageClasses().Get(context.Background(), "local-path", metav1.GetOptions{})
-		return err
-	})
+	if _, err := c.StorageV1().StorageClasses().Get(context.Background(), "local-path", metav1.GetOptions{}); err != nil {
+		t.Fatalf("default storage class once the server is ready: %v", err)
+	}
 }
 
 func hasEvent(c kubernetes.Interface, ns, name, reason string) bool {
@@ -74,18 +73,16 @@ func TestLocalPathClaimBindsOnFirstConsumerAndKeepsDataUntilDeleted(t *testing.T
 	s, c := startAgentServer(t)
 	ctx := context.Background()
 
-	eventually(t, 30*time.Second, func() error {
-		sc, err := c.StorageV1().StorageClasses().Get(ctx, "local-path", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if sc.Provisioner != "rancher.io/local-path" || sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" ||
-			sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != "WaitForFirstConsumer" ||
-			sc.ReclaimPolicy == nil || *sc.ReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
-			return errorf("default class = %+v", sc)
-		}
-		return nil
-	})
+	// The default class is there as soon as the server is ready.
+	sc, err := c.StorageV1().StorageClasses().Get(ctx, "local-path", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("default class right after start: %v", err)
+	}
+	if sc.Provisioner != "rancher.io/local-path" || sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" ||
+		sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != "WaitForFirstConsumer" ||
+		sc.ReclaimPolicy == nil || *sc.ReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
+		t.Fatalf("default class = %+v", sc)
+	}
 	pvc, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, newClaim("data", nil, "100Mi", corev1.ReadWriteOnce), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +162,75 @@ func TestLocalPathClaimBindsOnFirstConsumerAndKeepsDataUntilDeleted(t *testing.T
 
 	// Deleting the claim deletes the volume and its data (reclaim Delete).
 	deletePodAndWait(t, c, "default", "reader")
+	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := c.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return errorf("volume %s still there (%v)", pv.Name, err)
+		}
+		if _, err := os.Stat(wantDir); !errors.Is(err, os.ErrNotExist) {
+			return errorf("data directory %s still there (%v)", wantDir, err)
+		}
+		return nil
+	})
+}
+
+// A local-path volume lives in the data dir of the node its first pod
+// runs on, and that node's agent removes it: here the server has no agent
+// of its own and the node is a separate agent with a data dir of its own.
+func TestLocalPathVolumeLivesAndIsRemovedOnItsOwnNode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the node agent needs root (namespaces, cgroups, mounts, a bridge); CI runs as root, so it runs there")
+	}
+	s := startServer(t, withControlPlaneOnly(), withArgs("--cluster-cidr", "10.252.0.0/16", "--service-cidr", "172.30.0.0/16"))
+	c := s.client()
+	ctx := context.Background()
+	token, err := os.ReadFile(filepath.Join(s.dataDir, "server", "node-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentDir := startAgent(t, s, "remote-1", strings.TrimSpace(string(token)))
+	storageDir := filepath.Join(agentDir, "storage")
+	eventually(t, 30*time.Second, func() error {
+		n, err := c.CoreV1().Nodes().Get(ctx, "remote-1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := n.Annotations["skiff.sh/local-path-dir"]; got != storageDir {
+			return errorf("node annotation skiff.sh/local-path-dir = %q, want %s", got, storageDir)
+		}
+		return nil
+	})
+	waitDefaultClass(t, c)
+	if _, err := c.CoreV1().PersistentVolumeClaims("default").Create(ctx, newClaim("data", nil, "10Mi", corev1.ReadWriteOnce), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	if _, err := c.CoreV1().Pods("default").Create(ctx, claimPod("writer", "data", "echo far > /data/f", false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, c, "default", "writer", 90*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	pvc, err := c.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDir := filepath.Join(storageDir, pv.Name+"_default_data")
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != wantDir {
+		t.Fatalf("volume source = %+v, want hostPath %s on the agent's node", pv.Spec.PersistentVolumeSource, wantDir)
+	}
+	if data, err := os.ReadFile(filepath.Join(wantDir, "f")); err != nil || string(data) != "far\n" {
+		t.Fatalf("file on the node's disk = %q, %v; want far", data, err)
+	}
+
+	deletePodAndWait(t, c, "default", "writer")
 	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,12 +6,8 @@ import (
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
-)
 
-// The annotation and name of skiff's built-in local-path provisioner.
-const (
-	annProvisionedBy     = "pv.kubernetes.io/provisioned-by"
-	localPathProvisioner = "rancher.io/local-path"
+	"github.com/skiff-sh/skiff/internal/localpath"
 )
 
 // ClaimSource reads PersistentVolumeClaims and PersistentVolumes; the
@@ -45,7 +41,7 @@ func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.P
 		return "", fmt.Errorf("error processing PVC %s/%s: volume %s is not bound to it", pod.Namespace, src.ClaimName, pv.Name)
 	}
 	switch s := pv.Spec.PersistentVolumeSource; {
-	case s.HostPath != nil && pv.Annotations[annProvisionedBy] == localPathProvisioner:
+	case localpath.IsLocalPath(pv):
 		// A local-path volume's directory is made on its first use, open
 		// to any user the pod runs as, as rancher's provisioner makes it.
 		_, statErr := os.Stat(s.HostPath.Path)

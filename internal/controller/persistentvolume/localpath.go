@@ -4,22 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/localpath"
 )
 
 // Provisioner is the name k3s's local-path provisioner goes by.
-const Provisioner = "rancher.io/local-path"
+const Provisioner = localpath.Provisioner
 
 // DefaultClass is the StorageClass made at start: k3s's local-path.
-const DefaultClass = "local-path"
+const DefaultClass = localpath.DefaultClass
 
 // EnsureDefaultClass creates the local-path StorageClass, the cluster's
 // default, unless a class of that name exists (an administrator's change
@@ -41,14 +41,17 @@ func EnsureDefaultClass(ctx context.Context, client kubernetes.Interface) error 
 	return nil
 }
 
-// storageDir is where local-path volumes live on every node.
+// storageDir is where local-path volumes live on a node that does not
+// say (an agent that predates the node annotation): the server's own.
 func (c *Controller) storageDir() string { return filepath.Join(c.cfg.DataDir, "storage") }
 
 // provision makes a local-path volume for pvc on node, pre-bound to the
 // claim, as local-path-provisioner does: a hostPath volume of type
 // DirectoryOrCreate at <data-dir>/storage/<pv>_<namespace>_<claim> with
-// node affinity to that node. The node's agent creates the directory
-// when a pod first mounts it; the next sync binds the claim.
+// node affinity to that node, where <data-dir> is the one the node
+// publishes. The node's agent creates the directory when a pod first
+// mounts it, and removes it when the volume is reclaimed; the next sync
+// binds the claim.
 func (c *Controller) provision(ctx context.Context, pvc *corev1.PersistentVolumeClaim, class *storagev1.StorageClass, node *corev1.Node) error {
 	if node == nil {
 		return errors.New("configuration error, no node was specified")
@@ -84,7 +87,7 @@ func (c *Controller) provision(ctx context.Context, pvc *corev1.PersistentVolume
 			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1",
 				Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID, ResourceVersion: pvc.ResourceVersion},
 			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
-				Path: filepath.Join(c.storageDir(), name+"_"+pvc.Namespace+"_"+pvc.Name), Type: &dirOrCreate}},
+				Path: localpath.VolumeDir(localpath.NodeDir(node, c.storageDir()), name, pvc.Namespace, pvc.Name), Type: &dirOrCreate}},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{hostname}}},
 			}}}},
@@ -101,39 +104,15 @@ func (c *Controller) provision(ctx context.Context, pvc *corev1.PersistentVolume
 	return nil
 }
 
-// removeData removes a local-path volume's directory. Only this node's
-// directories can be reached from here; another node's would need its
-// agent (local-path-provisioner runs a helper pod there), which skiff
-// does not do yet, so that volume fails to delete with a message saying so.
-func (c *Controller) removeData(pv *corev1.PersistentVolume) error {
-	src := pv.Spec.HostPath
-	if src == nil {
-		return fmt.Errorf("volume %s is not a hostPath volume", pv.Name)
+// awaitNodeReclaim leaves a released local-path volume to the agent of
+// its node, which removes the directory and then the volume. When that
+// node is gone, so is the way to its disk: the volume is Failed, saying so.
+func (c *Controller) awaitNodeReclaim(ctx context.Context, pv *corev1.PersistentVolume) error {
+	node := localpath.NodeOf(pv)
+	if _, err := c.nodes.Get(node); err == nil || !apierrors.IsNotFound(err) {
+		return err
 	}
-	dir := filepath.Clean(src.Path)
-	if filepath.Dir(dir) != c.storageDir() || !strings.HasPrefix(filepath.Base(dir), pv.Name+"_") {
-		return fmt.Errorf("volume %s: path %s is not a local-path directory of this server", pv.Name, dir)
-	}
-	if node := volumeNode(pv); node != c.cfg.NodeName {
-		return fmt.Errorf("volume %s: cannot remove %s on node %s from node %s", pv.Name, dir, node, c.cfg.NodeName)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove %s: %w", dir, err)
-	}
-	return nil
-}
-
-// volumeNode is the node a provisioned volume's affinity names.
-func volumeNode(pv *corev1.PersistentVolume) string {
-	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
-		return ""
-	}
-	for _, t := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
-		for _, e := range t.MatchExpressions {
-			if e.Key == corev1.LabelHostname && len(e.Values) == 1 {
-				return e.Values[0]
-			}
-		}
-	}
-	return ""
+	msg := fmt.Sprintf("node %q of local-path volume %s is gone: its directory %s cannot be removed", node, pv.Name, pv.Spec.HostPath.Path)
+	c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, msg)
+	return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, msg)
 }

@@ -13,8 +13,8 @@
 // of a WaitForFirstConsumer class waits until the scheduler names a node
 // (annotation volume.kubernetes.io/selected-node). The controller never
 // deletes a claim; when one goes its volume becomes Released and its
-// reclaim policy applies: Retain keeps it, Delete deletes it (and, for a
-// local-path volume, its directory).
+// reclaim policy applies: Retain keeps it, Delete has the agent of a
+// local-path volume's node remove its directory and the volume.
 package persistentvolume
 
 import (
@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller/workers"
+	"github.com/skiff-sh/skiff/internal/localpath"
 	"github.com/skiff-sh/skiff/internal/volumematch"
 )
 
@@ -45,7 +46,7 @@ import (
 const (
 	AnnBindCompleted      = "pv.kubernetes.io/bind-completed"
 	AnnBoundByController  = "pv.kubernetes.io/bound-by-controller"
-	AnnProvisionedBy      = "pv.kubernetes.io/provisioned-by"
+	AnnProvisionedBy      = localpath.AnnProvisionedBy
 	AnnSelectedNode       = "volume.kubernetes.io/selected-node"
 	AnnStorageProvisioner = "volume.kubernetes.io/storage-provisioner"
 )
@@ -69,12 +70,9 @@ const resyncPeriod = 15 * time.Second
 
 // Config is what the controller needs to know of its host.
 type Config struct {
-	// DataDir is the server's data directory; local-path volumes live in
-	// DataDir/storage on their node.
+	// DataDir is the server's data directory. Local-path volumes live in
+	// the directory their node publishes, or else in DataDir/storage.
 	DataDir string
-	// NodeName is the node this process runs on, whose local-path
-	// directories it can remove itself.
-	NodeName string
 }
 
 // Controller binds claims to volumes and reclaims released volumes.
@@ -426,24 +424,16 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, "recycling is not supported")
 }
 
-// deleteVolume deletes a released volume with reclaim policy Delete: its
-// data, for a local-path volume, then the object.
+// deleteVolume deletes a released volume with reclaim policy Delete. A
+// local-path volume is its node's to delete (its data is there); no other
+// kind has a deleter here.
 func (c *Controller) deleteVolume(ctx context.Context, pv *corev1.PersistentVolume) error {
-	if pv.Annotations[AnnProvisionedBy] != Provisioner {
+	if !localpath.IsLocalPath(pv) {
 		msg := fmt.Sprintf("error getting deleter volume plugin for volume %q: no deletable volume plugin matched", pv.Name)
 		c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, msg)
 		return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, msg)
 	}
-	if err := c.removeData(pv); err != nil {
-		c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, err.Error())
-		return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, err.Error())
-	}
-	err := c.client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pv.UID}})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete volume %s: %w", pv.Name, err)
-	}
-	c.log.Info("deleted released volume", "volume", pv.Name)
-	return nil
+	return c.awaitNodeReclaim(ctx, pv)
 }
 
 // setVolumePhase writes the volume's phase (and message) when it changed.

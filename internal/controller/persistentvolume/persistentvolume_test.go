@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/localpath"
 )
 
 // newTestController preloads objs into the fake API and the listers.
@@ -24,7 +26,7 @@ func newTestController(t *testing.T, objs ...runtime.Object) (*Controller, *fake
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	rec := record.NewFakeRecorder(100)
-	c := New(Config{DataDir: t.TempDir(), NodeName: "n1"}, client, factory, rec, nil)
+	c := New(Config{DataDir: t.TempDir()}, client, factory, rec, nil)
 	for _, o := range objs {
 		var inf cache.SharedIndexInformer
 		switch o.(type) {
@@ -110,37 +112,59 @@ func TestWaitForFirstConsumerClaimWaitsForSelectedNode(t *testing.T) {
 }
 
 func TestProvisioningOnSelectedNode(t *testing.T) {
-	wait := storagev1.VolumeBindingWaitForFirstConsumer
-	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
-	pvc := testClaim(DefaultClass)
-	pvc.Annotations = map[string]string{AnnSelectedNode: "n1"}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelHostname: "n1"}}}
-	c, client, _ := newTestController(t, pvc, class, node)
-	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
-		t.Fatal(err)
-	}
-	pv, err := client.CoreV1().PersistentVolumes().Get(context.Background(), "pvc-claim-uid", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != c.storageDir()+"/pvc-claim-uid_default_data" ||
-		pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != "claim-uid" || volumeNode(pv) != "n1" ||
-		pv.Annotations[AnnProvisionedBy] != Provisioner {
-		t.Errorf("provisioned volume = %+v", pv)
+	for _, tc := range []struct {
+		name, nodeDir, want string
+	}{
+		{"in the directory the node publishes", "/var/lib/skiff-n1/storage", "/var/lib/skiff-n1/storage/pvc-claim-uid_default_data"},
+		{"in the server's own when the node says nothing", "", ""},
+		{"in the server's own when the node's is not absolute", "relative/storage", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wait := storagev1.VolumeBindingWaitForFirstConsumer
+			class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
+			pvc := testClaim(DefaultClass)
+			pvc.Annotations = map[string]string{AnnSelectedNode: "n1"}
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelHostname: "n1"}}}
+			if tc.nodeDir != "" {
+				node.Annotations = map[string]string{localpath.NodeDirAnnotation: tc.nodeDir}
+			}
+			c, client, _ := newTestController(t, pvc, class, node)
+			if tc.want == "" {
+				tc.want = c.storageDir() + "/pvc-claim-uid_default_data"
+			}
+			if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+				t.Fatal(err)
+			}
+			pv, err := client.CoreV1().PersistentVolumes().Get(context.Background(), "pvc-claim-uid", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != tc.want ||
+				pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != "claim-uid" || localpath.NodeOf(pv) != "n1" ||
+				pv.Annotations[AnnProvisionedBy] != Provisioner {
+				t.Errorf("provisioned volume = %+v, want path %s", pv, tc.want)
+			}
+		})
 	}
 }
 
-func TestReleasedVolumeIsRetainedOrDeleted(t *testing.T) {
+// A released volume is kept (Retain) or left to its node's agent to
+// delete (Delete); when that node is gone it is Failed, saying why. The
+// controller itself never touches the data.
+func TestReleasedVolumeIsRetainedOrLeftToItsNode(t *testing.T) {
 	for _, tc := range []struct {
-		policy corev1.PersistentVolumeReclaimPolicy
-		writes string
+		name      string
+		policy    corev1.PersistentVolumeReclaimPolicy
+		nodeThere bool
+		writes    string
+		phase     corev1.PersistentVolumePhase
 	}{
-		{corev1.PersistentVolumeReclaimRetain, "update persistentvolumes/status"},
-		{corev1.PersistentVolumeReclaimDelete, "update persistentvolumes/status, delete persistentvolumes"},
+		{"retain", corev1.PersistentVolumeReclaimRetain, true, "update persistentvolumes/status", corev1.VolumeReleased},
+		{"delete on a node", corev1.PersistentVolumeReclaimDelete, true, "update persistentvolumes/status", corev1.VolumeReleased},
+		{"delete on a node that is gone", corev1.PersistentVolumeReclaimDelete, false, "update persistentvolumes/status, update persistentvolumes/status", corev1.VolumeFailed},
 	} {
-		t.Run(string(tc.policy), func(t *testing.T) {
-			dataDir := t.TempDir()
-			dir := filepath.Join(dataDir, "storage", "v_default_gone")
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "v_default_gone")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -152,17 +176,23 @@ func TestReleasedVolumeIsRetainedOrDeleted(t *testing.T) {
 			pv.Spec.NodeAffinity = &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}}}}}}
 			pv.Status.Phase = corev1.VolumeBound
-			c, client, _ := newTestController(t, pv)
-			c.cfg.DataDir = dataDir
+			objs := []runtime.Object{pv}
+			if tc.nodeThere {
+				objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+			}
+			c, client, _ := newTestController(t, objs...)
 			if err := c.syncVolume(context.Background(), "v"); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(writes(client), ", "); got != tc.writes {
 				t.Errorf("writes = %s, want %s", got, tc.writes)
 			}
-			_, err := os.Stat(dir)
-			if kept := err == nil; kept != (tc.policy == corev1.PersistentVolumeReclaimRetain) {
-				t.Errorf("data directory kept = %v with policy %s", kept, tc.policy)
+			got, err := client.CoreV1().PersistentVolumes().Get(context.Background(), "v", metav1.GetOptions{})
+			if err != nil || got.Status.Phase != tc.phase {
+				t.Errorf("volume = %+v, %v; want phase %s", got, err, tc.phase)
+			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("the controller touched the data directory: %v", err)
 			}
 		})
 	}
