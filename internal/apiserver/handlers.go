@@ -669,6 +669,9 @@ func (s *Server) prepareUpdate(q *request, cur, want runtime.Object, sub string)
 	if hasSpec(obj) && specChanged(cur, obj) {
 		m.SetGeneration(cm.GetGeneration() + 1)
 	}
+	if sub == "" && q.res.PrepareForUpdate != nil {
+		q.res.PrepareForUpdate(obj, cur)
+	}
 	return obj, nil
 }
 

@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"strconv"
+
 	appsv1 "k8s.io/api/apps/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,7 +27,17 @@ func daemonsets() *Resource {
 		Status:               true,
 		Default:              func(obj runtime.Object) { defaultDaemonSet(obj.(*appsv1.DaemonSet)) },
 		PrepareForCreate: func(obj runtime.Object) {
-			obj.(*appsv1.DaemonSet).Status = appsv1.DaemonSetStatus{}
+			ds := obj.(*appsv1.DaemonSet)
+			ds.Status = appsv1.DaemonSetStatus{}
+			setTemplateGeneration(ds, max(templateGeneration(ds), 1))
+		},
+		PrepareForUpdate: func(obj, old runtime.Object) {
+			ds, cur := obj.(*appsv1.DaemonSet), old.(*appsv1.DaemonSet)
+			gen := templateGeneration(cur)
+			if !apiequality.Semantic.DeepEqual(ds.Spec.Template, cur.Spec.Template) {
+				gen++
+			}
+			setTemplateGeneration(ds, gen)
 		},
 		Validate: func(obj runtime.Object) field.ErrorList { return validateDaemonSet(obj.(*appsv1.DaemonSet)) },
 		ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
@@ -45,6 +58,25 @@ func daemonsets() *Resource {
 			Cells: func(obj runtime.Object) []any { return daemonSetCells(obj.(*appsv1.DaemonSet)) },
 		},
 	}
+}
+
+// templateGeneration is the number of a DaemonSet's template, kept in the
+// annotation apps/v1 carries extensions/v1beta1's spec.templateGeneration
+// in: 1 on create, one more at each change of the template, whatever a
+// client writes. 0 when unset or unreadable.
+func templateGeneration(ds *appsv1.DaemonSet) int64 {
+	g, err := strconv.ParseInt(ds.Annotations[appsv1.DeprecatedTemplateGeneration], 10, 64)
+	if err != nil || g < 0 {
+		return 0
+	}
+	return g
+}
+
+func setTemplateGeneration(ds *appsv1.DaemonSet, gen int64) {
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[appsv1.DeprecatedTemplateGeneration] = strconv.FormatInt(gen, 10)
 }
 
 // defaultDaemonSet applies apps/v1 defaulting: rolling updates one node at a

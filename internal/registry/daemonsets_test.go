@@ -34,3 +34,37 @@ func TestDaemonSetTableCells(t *testing.T) {
 		})
 	}
 }
+
+// The template generation annotation is the server's: 1 on create (or
+// what a client set above it), one more at each template change, never
+// what a client writes on update.
+func TestDaemonSetTemplateGenerationIsTheServers(t *testing.T) {
+	const ann = "deprecated.daemonset.template.generation"
+	r := daemonsets()
+	created := testDaemonSet()
+	r.PrepareForCreate(created)
+	if got := created.Annotations[ann]; got != "1" {
+		t.Fatalf("on create: %q, want 1", got)
+	}
+	preset := testDaemonSet()
+	preset.Annotations = map[string]string{ann: "7"}
+	r.PrepareForCreate(preset)
+	if got := preset.Annotations[ann]; got != "7" {
+		t.Errorf("on create with 7: %q, want 7 kept", got)
+	}
+
+	labelsOnly := created.DeepCopy()
+	labelsOnly.Labels = map[string]string{"x": "y"}
+	labelsOnly.Annotations[ann] = "40"
+	r.PrepareForUpdate(labelsOnly, created)
+	if got := labelsOnly.Annotations[ann]; got != "1" {
+		t.Errorf("after a change outside the template (client wrote 40): %q, want 1", got)
+	}
+	newImage := created.DeepCopy()
+	newImage.Spec.Template.Spec.Containers[0].Image = "nginx:1.28"
+	delete(newImage.Annotations, ann)
+	r.PrepareForUpdate(newImage, created)
+	if got := newImage.Annotations[ann]; got != "2" {
+		t.Errorf("after a template change (client dropped it): %q, want 2", got)
+	}
+}

@@ -37,6 +37,10 @@ type Resource struct {
 	// PrepareForCreate resets what a client may not set on create (often the
 	// status). Nil: nothing.
 	PrepareForCreate func(obj runtime.Object)
+	// PrepareForUpdate, on a write to the main resource (not /status),
+	// carries over or derives from old what a client may not set, e.g. a
+	// DaemonSet's template generation. Nil: nothing.
+	PrepareForUpdate func(obj, old runtime.Object)
 	// Validate checks a new object. Nil: only metadata is checked.
 	Validate func(obj runtime.Object) field.ErrorList
 	// ValidateUpdate checks an update, including immutable fields. Nil: only

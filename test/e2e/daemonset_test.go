@@ -125,8 +125,14 @@ func TestDaemonSetRunsOnEveryNodeRollsOutAndBack(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, until("the e2e-node pod replaced", func() (bool, string) {
 		p := dsPods(t, c)["e2e-node"]
-		return p.Name != "" && p.Spec.Containers[0].Image == "skiff.test/busybox:missing", p.Name
+		return p.Name != "" && p.Spec.Containers[0].Image == "skiff.test/busybox:missing" && p.Labels["pod-template-generation"] == "2",
+			fmt.Sprint(p.Name, p.Labels)
 	}))
+	// The server numbers the templates, as kube-apiserver does.
+	if d, err := c.AppsV1().DaemonSets("kube-system").Get(ctx, dsName, metav1.GetOptions{}); err != nil ||
+		d.Annotations["deprecated.daemonset.template.generation"] != "2" {
+		t.Errorf("template generation after one change: %v, %v", d.Annotations, err)
+	}
 
 	// Undo brings the first template back, as revision 3.
 	s.mustKubectl("rollout", "undo", "daemonset/"+dsName, "-n", "kube-system")
