@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -149,19 +150,28 @@ func TestDaemonSetRunsOnEveryNodeRollsOutAndBack(t *testing.T) {
 		return slices.Equal(revs, []string{"2", "3"}), fmt.Sprint(revs)
 	}))
 
-	// A node deleted loses its pod (the pod garbage collector takes pods
+	// A node that joins gets a pod, scheduled there.
+	addNode(t, c, "late-node", "4", nil)
+	eventually(t, 30*time.Second, until("a pod on the node that joined", func() (bool, string) {
+		pods := dsPods(t, c)
+		return pods["late-node"].Name != "", fmt.Sprint(slices.Collect(maps.Keys(pods)))
+	}))
+
+	// Nodes deleted lose their pods (the pod garbage collector takes pods
 	// bound to a missing node); then the rollout is complete.
-	if err := c.CoreV1().Nodes().Delete(ctx, "logging-node", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	for _, n := range []string{"logging-node", "late-node"} {
+		if err := c.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	eventually(t, 120*time.Second, until("the deleted node's pod gone", func() (bool, string) {
+	eventually(t, 120*time.Second, until("the deleted nodes' pods gone", func() (bool, string) {
 		list, err := c.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "name=" + dsName})
 		if err != nil {
 			return false, err.Error()
 		}
 		for _, p := range list.Items {
-			if p.Spec.NodeName == "logging-node" {
-				return false, p.Name
+			if p.Spec.NodeName != "e2e-node" {
+				return false, p.Name + " on " + p.Spec.NodeName
 			}
 		}
 		return true, ""
