@@ -56,6 +56,25 @@ func waitDefaultClass(t *testing.T, c kubernetes.Interface) {
 	}
 }
 
+// deleteClaimAndWaitForItsData deletes claim, then waits until its volume
+// and the volume's data directory are gone (reclaim policy Delete).
+func deleteClaimAndWaitForItsData(t *testing.T, c kubernetes.Interface, claim, volume, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, claim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if _, err := c.CoreV1().PersistentVolumes().Get(ctx, volume, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return errorf("volume %s still there (%v)", volume, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			return errorf("data directory %s still there (%v)", dir, err)
+		}
+		return nil
+	})
+}
+
 func hasEvent(c kubernetes.Interface, ns, name, reason string) bool {
 	list, err := c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -162,18 +181,7 @@ func TestLocalPathClaimBindsOnFirstConsumerAndKeepsDataUntilDeleted(t *testing.T
 
 	// Deleting the claim deletes the volume and its data (reclaim Delete).
 	deletePodAndWait(t, c, "default", "reader")
-	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 60*time.Second, func() error {
-		if _, err := c.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return errorf("volume %s still there (%v)", pv.Name, err)
-		}
-		if _, err := os.Stat(wantDir); !errors.Is(err, os.ErrNotExist) {
-			return errorf("data directory %s still there (%v)", wantDir, err)
-		}
-		return nil
-	})
+	deleteClaimAndWaitForItsData(t, c, "data", pv.Name, wantDir)
 }
 
 // A local-path volume lives in the data dir of the node its first pod
@@ -231,18 +239,7 @@ func TestLocalPathVolumeLivesAndIsRemovedOnItsOwnNode(t *testing.T) {
 	}
 
 	deletePodAndWait(t, c, "default", "writer")
-	if err := c.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 60*time.Second, func() error {
-		if _, err := c.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return errorf("volume %s still there (%v)", pv.Name, err)
-		}
-		if _, err := os.Stat(wantDir); !errors.Is(err, os.ErrNotExist) {
-			return errorf("data directory %s still there (%v)", wantDir, err)
-		}
-		return nil
-	})
+	deleteClaimAndWaitForItsData(t, c, "data", pv.Name, wantDir)
 }
 
 func TestPodWithUnboundImmediateClaimIsUnschedulable(t *testing.T) {
