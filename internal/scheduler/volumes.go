@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,9 @@ type volumeBinding struct {
 	volumes corelisters.PersistentVolumeLister
 	classes storagelisters.StorageClassLister
 	synced  []cache.InformerSynced
+
+	mu            sync.Mutex
+	claimsChanged chan struct{} // closed, and replaced, at each claim event
 }
 
 // podVolumes are a pod's claims as the filter needs them.
@@ -63,11 +67,28 @@ type podVolumes struct {
 // pods that wait for them.
 func newVolumeBinding(client kubernetes.Interface, factory informers.SharedInformerFactory, changed func()) *volumeBinding {
 	pvcs, pvs, scs := factory.Core().V1().PersistentVolumeClaims(), factory.Core().V1().PersistentVolumes(), factory.Storage().V1().StorageClasses()
-	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { changed() }, UpdateFunc: func(_, _ any) { changed() }}
-	pvcs.Informer().AddEventHandler(h)
-	pvs.Informer().AddEventHandler(h)
-	return &volumeBinding{client: client, claims: pvcs.Lister(), volumes: pvs.Lister(), classes: scs.Lister(),
-		synced: []cache.InformerSynced{pvcs.Informer().HasSynced, pvs.Informer().HasSynced, scs.Informer().HasSynced}}
+	v := &volumeBinding{client: client, claims: pvcs.Lister(), volumes: pvs.Lister(), classes: scs.Lister(),
+		synced:        []cache.InformerSynced{pvcs.Informer().HasSynced, pvs.Informer().HasSynced, scs.Informer().HasSynced},
+		claimsChanged: make(chan struct{})}
+	pvs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(any) { changed() }, UpdateFunc: func(_, _ any) { changed() }})
+	claimEvent := func() { v.wakeClaimWaiters(); changed() }
+	pvcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { claimEvent() }, UpdateFunc: func(_, _ any) { claimEvent() }, DeleteFunc: func(any) { claimEvent() }})
+	return v
+}
+
+// claimEvents is closed at the next claim event.
+func (v *volumeBinding) claimEvents() <-chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.claimsChanged
+}
+
+func (v *volumeBinding) wakeClaimWaiters() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	close(v.claimsChanged)
+	v.claimsChanged = make(chan struct{})
 }
 
 // preFilter reads the pod's claims, or returns why no node can take it.
@@ -134,7 +155,8 @@ func (v *volumeBinding) filter(pv podVolumes, node *corev1.Node) string {
 }
 
 // prebind names node on the pod's unbound WaitForFirstConsumer claims and
-// waits until they are bound.
+// waits until they are bound, looking again at each claim event (where
+// kube-scheduler polls every second).
 func (v *volumeBinding) prebind(ctx context.Context, pod *corev1.Pod, node string) error {
 	pv, why := v.preFilter(pod)
 	if why != "" {
@@ -158,8 +180,11 @@ func (v *volumeBinding) prebind(ctx context.Context, pod *corev1.Pod, node strin
 			return fmt.Errorf("binding volumes: claim %s: %v", pvc.Name, err)
 		}
 	}
-	deadline := time.Now().Add(volumeBindTimeout)
+	deadline := time.NewTimer(volumeBindTimeout)
+	defer deadline.Stop()
 	for {
+		// Taken before the look, so that no event between the two is missed.
+		changed := v.claimEvents()
 		done := true
 		for _, pvc := range pv.delayed {
 			got, err := v.claims.PersistentVolumeClaims(pvc.Namespace).Get(pvc.Name)
@@ -171,13 +196,12 @@ func (v *volumeBinding) prebind(ctx context.Context, pod *corev1.Pod, node strin
 		if done {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("binding volumes: timed out waiting for the condition")
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-deadline.C:
+			return fmt.Errorf("binding volumes: timed out waiting for the condition")
+		case <-changed:
 		}
 	}
 }
