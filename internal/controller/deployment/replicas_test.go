@@ -1,19 +1,15 @@
 package deployment
 
 import (
-	"fmt"
-	"hash/fnv"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/davecgh/go-spew/spew"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 )
 
 func template(env string) corev1.PodTemplateSpec {
@@ -21,40 +17,6 @@ func template(env string) corev1.PodTemplateSpec {
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "3600"},
 			Env: []corev1.EnvVar{{Name: "V", Value: env}}}}},
-	}
-}
-
-// kubernetesHash is ComputeHash as kube-controller-manager wrote it before
-// it moved to dump.ForHash: spew with the same configuration, by hand.
-func kubernetesHash(t *corev1.PodTemplateSpec) string {
-	h := fnv.New32a()
-	printer := spew.ConfigState{Indent: " ", SortKeys: true, DisableMethods: true, SpewKeys: true}
-	printer.Fprintf(h, "%#v", *t)
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
-func TestHashIsKubernetesPodTemplateHash(t *testing.T) {
-	a, b := template("1"), template("2")
-	if Hash(&a, nil) != Hash(&a, nil) {
-		t.Fatal("hash is not stable")
-	}
-	if got, want := Hash(&a, nil), kubernetesHash(&a); got != want {
-		t.Errorf("Hash = %s, Kubernetes' DeepHashObject gives %s", got, want)
-	}
-	if Hash(&a, nil) == Hash(&b, nil) {
-		t.Error("different templates hash the same")
-	}
-	zero, one := int32(0), int32(1)
-	seen := map[string]bool{}
-	for _, cc := range []*int32{nil, &zero, &one} {
-		h := Hash(&a, cc)
-		if seen[h] {
-			t.Errorf("collisionCount %v does not change the hash %s", cc, h)
-		}
-		seen[h] = true
-		if len(h) == 0 || len(h) > 10 || strings.Trim(h, "bcdfghjklmnpqrstvwxz2456789") != "" {
-			t.Errorf("hash %q is not rand.SafeEncodeString of a uint32", h)
-		}
 	}
 }
 

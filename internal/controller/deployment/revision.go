@@ -6,9 +6,6 @@ package deployment
 // size the Deployment wanted when it last scaled them.
 
 import (
-	"encoding/binary"
-	"fmt"
-	"hash/fnv"
 	"maps"
 	"strconv"
 	"strings"
@@ -17,8 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/dump"
 )
 
 // The annotations a Deployment's ReplicaSets carry, as Kubernetes names them.
@@ -50,22 +45,6 @@ var annotationsToSkip = map[string]bool{
 	DesiredReplicasAnnotation:          true,
 	MaxReplicasAnnotation:              true,
 	appsv1.DeprecatedRollbackTo:        true,
-}
-
-// Hash is the pod-template-hash of a template, as kube-controller-manager
-// computes it: FNV-32a over the template's deep dump, salted with the
-// Deployment's collisionCount when it has one, encoded with rand's safe
-// alphabet. The same template gives the same ReplicaSet name here and in
-// Kubernetes.
-func Hash(template *corev1.PodTemplateSpec, collisionCount *int32) string {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%v", dump.ForHash(*template))
-	if collisionCount != nil {
-		b := make([]byte, 8)
-		binary.LittleEndian.PutUint32(b, uint32(*collisionCount))
-		h.Write(b)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
 // equalIgnoreHash compares two pod templates as kubectl and Kubernetes do

@@ -16,6 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 // syncStatusOnly writes the status and changes nothing else (a Deployment
@@ -106,7 +108,7 @@ func (c *Controller) getNewReplicaSet(ctx context.Context, d *appsv1.Deployment,
 	}
 
 	template := *d.Spec.Template.DeepCopy()
-	hash := Hash(&template, d.Status.CollisionCount)
+	hash := history.TemplateHash(&template, d.Status.CollisionCount)
 	template.Labels = withLabel(d.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey, hash)
 	newRS := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{

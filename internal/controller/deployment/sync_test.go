@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/controller/history"
 )
 
 var testNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -153,7 +155,7 @@ func newDeployment(replicas int32, surge, unavailable intstr.IntOrString, env st
 // at the given revision, size and availability, created age ago.
 func replicaSetFor(d *appsv1.Deployment, env string, revision, replicas, available int32, age time.Duration) *appsv1.ReplicaSet {
 	tmpl := template(env)
-	hash := Hash(&tmpl, nil)
+	hash := history.TemplateHash(&tmpl, nil)
 	tmpl.Labels = withLabel(tmpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey, hash)
 	return &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-" + hash, Namespace: "default", UID: types.UID("rs-" + env), Labels: tmpl.Labels,
@@ -172,7 +174,7 @@ func TestNewDeploymentGetsAHashNamedReplicaSetAtRevisionOne(t *testing.T) {
 	f := newFixture(t, d)
 	f.sync(d)
 	tmpl := template("1")
-	hash := Hash(&tmpl, nil)
+	hash := history.TemplateHash(&tmpl, nil)
 	name := "web-" + hash
 	f.wantWrites("create replicasets "+name, "patch deployments web", "update deployments/status web", "update deployments/status web")
 	f.wantEvents("Normal ScalingReplicaSet Scaled up replica set " + name + " from 0 to 3")
@@ -209,7 +211,7 @@ func TestRollingUpdateSurgesFirstThenScalesDownOnAvailability(t *testing.T) {
 	f := newFixture(t, d, old)
 	f.sync(d)
 	tmpl := template("2")
-	newName := "web-" + Hash(&tmpl, nil)
+	newName := "web-" + history.TemplateHash(&tmpl, nil)
 	f.wantWrites("create replicasets "+newName, "patch deployments web", "update deployments/status web", "update deployments/status web")
 	if rs := f.rs(newName); *rs.Spec.Replicas != 1 || rs.Annotations[RevisionAnnotation] != "2" {
 		t.Errorf("new replica set: %d replicas, revision %s", *rs.Spec.Replicas, rs.Annotations[RevisionAnnotation])
@@ -292,7 +294,7 @@ func TestPausedDeploymentDoesNotRollButScales(t *testing.T) {
 	f = newFixture(t, d, old)
 	f.sync(d)
 	tmpl := template("2")
-	f.wantWrites("update deployments/status web", "create replicasets web-"+Hash(&tmpl, nil), "patch deployments web",
+	f.wantWrites("update deployments/status web", "create replicasets web-"+history.TemplateHash(&tmpl, nil), "patch deployments web",
 		"update deployments/status web", "update deployments/status web")
 }
 
@@ -389,7 +391,7 @@ func TestRecreateWaitsForOldPodsBeforeCreatingTheNewReplicaSet(t *testing.T) {
 	f = newFixture(t, d, old)
 	f.sync(d)
 	tmpl := template("2")
-	name := "web-" + Hash(&tmpl, nil)
+	name := "web-" + history.TemplateHash(&tmpl, nil)
 	if rs := f.rs(name); *rs.Spec.Replicas != 2 {
 		t.Errorf("new replica set at %d", *rs.Spec.Replicas)
 	}

@@ -51,6 +51,18 @@ func TestTemplateHashIsKubernetesComputeHash(t *testing.T) {
 	if TemplateHash(tpl, nil) == TemplateHash(template("fluentd:v2"), nil) {
 		t.Error("two templates, one hash")
 	}
+	zero := int32(0)
+	seen := map[string]bool{}
+	for _, cc := range []*int32{nil, &zero, &one} {
+		h := TemplateHash(tpl, cc)
+		if seen[h] {
+			t.Errorf("collisionCount %v does not change the hash %s", cc, h)
+		}
+		seen[h] = true
+		if len(h) == 0 || len(h) > 10 || strings.Trim(h, "bcdfghjklmnpqrstvwxz2456789") != "" {
+			t.Errorf("hash %q is not rand.SafeEncodeString of a uint32", h)
+		}
+	}
 }
 
 func TestTemplatePatchReplacesTheWholeTemplate(t *testing.T) {
