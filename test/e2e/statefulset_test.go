@@ -334,4 +334,19 @@ func TestStatefulSetPartitionedRollingUpdateAndUndo(t *testing.T) {
 	if h := s.mustKubectl("rollout", "history", "statefulset/web"); !strings.Contains(h, "2 ") || !strings.Contains(h, "3 ") {
 		t.Errorf("rollout history:\n%s", h)
 	}
+
+	// Undo to a named revision: revision 2's template comes back as
+	// revision 4, again only from the partition up.
+	s.mustKubectl("rollout", "undo", "statefulset/web", "--to-revision=2")
+	eventually(t, 90*time.Second, until("revision 2's template back on ordinals 1 and 2", func() (bool, string) {
+		got, _ := c.AppsV1().StatefulSets("default").Get(ctx, "web", metav1.GetOptions{})
+		revs := revisionOfPods(t, c)
+		return got.Spec.Template.Spec.Containers[0].Env[0].Value == "2" && got.Status.UpdateRevision == rev2 &&
+				revs["web-0"] == rev1 && revs["web-1"] == rev2 && revs["web-2"] == rev2 && got.Status.ReadyReplicas == 3,
+			fmt.Sprintf("status %+v pods %v", got.Status, revs)
+	}))
+	r, err := c.AppsV1().ControllerRevisions("default").Get(ctx, rev2, metav1.GetOptions{})
+	if err != nil || r.Revision != 4 {
+		t.Errorf("revision %s after undo --to-revision=2: %v, %v; want number 4", rev2, r, err)
+	}
 }
