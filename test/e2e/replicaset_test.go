@@ -55,8 +55,8 @@ func rsCreate(t *testing.T, c kubernetes.Interface, name string, replicas int32,
 	return rs
 }
 
-// rsOwnedPods lists the pods the ReplicaSet controls that are not being
-// deleted: its replicas.
+// rsOwnedPods lists the pods the ReplicaSet controls that are neither
+// being deleted nor finished: its replicas.
 func rsOwnedPods(c kubernetes.Interface, rs *appsv1.ReplicaSet) ([]corev1.Pod, error) {
 	list, err := c.CoreV1().Pods(rs.Namespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -64,7 +64,8 @@ func rsOwnedPods(c kubernetes.Interface, rs *appsv1.ReplicaSet) ([]corev1.Pod, e
 	}
 	var out []corev1.Pod
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && metav1.IsControlledBy(&p, rs) {
+		finished := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		if p.DeletionTimestamp == nil && !finished && metav1.IsControlledBy(&p, rs) {
 			out = append(out, p)
 		}
 	}
@@ -252,7 +253,10 @@ func TestReplicaSetReplacesDeletedPodsAndReleasesRelabeledOnes(t *testing.T) {
 	}
 }
 
-func TestReplicaSetDeletesAndReplacesFailedPods(t *testing.T) {
+// A failed pod no longer counts: the ReplicaSet makes another and, as in
+// Kubernetes, leaves the failed one for the user or the pod garbage
+// collector (kubectl get pods shows it, e.g. Evicted or DeadlineExceeded).
+func TestReplicaSetReplacesFailedPodsAndKeepsThem(t *testing.T) {
 	_, c := startAgentServer(t)
 	ctx := context.Background()
 	// A ReplicaSet's template may not set activeDeadlineSeconds, so the
@@ -266,19 +270,18 @@ func TestReplicaSetDeletesAndReplacesFailedPods(t *testing.T) {
 	if pods[0].Name != "doomed" {
 		t.Fatalf("pods %v, want the adopted doomed", rsPodNames(pods))
 	}
-	eventually(t, 60*time.Second, func() error {
-		if p, err := c.CoreV1().Pods("default").Get(ctx, "doomed", metav1.GetOptions{}); err == nil {
-			return fmt.Errorf("failed pod still there: %s %s", p.Status.Phase, p.Status.Reason)
-		}
-		msgs, err := rsEvents(c, rs, "SuccessfulDelete")
-		if err != nil || !slices.Contains(msgs, "Deleted pod: doomed") {
-			return fmt.Errorf("no SuccessfulDelete for doomed: %q (err %v)", msgs, err)
-		}
-		return nil
-	})
+	waitPod(t, c, "default", "doomed", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	pods = rsWaitReplicas(t, c, rs, 1, 60*time.Second)
 	if pods[0].Name == "doomed" {
 		t.Errorf("failed pod not replaced")
+	}
+	got, err := c.AppsV1().ReplicaSets("default").Get(ctx, "failing", metav1.GetOptions{})
+	if err != nil || got.Status.Replicas != 1 {
+		t.Errorf("replicaset status %+v, %v; want 1 replica, the failed pod not counted", got.Status, err)
+	}
+	p, err := c.CoreV1().Pods("default").Get(ctx, "doomed", metav1.GetOptions{})
+	if err != nil || p.Status.Phase != corev1.PodFailed || p.DeletionTimestamp != nil || !metav1.IsControlledBy(p, got) {
+		t.Errorf("failed pod: %v %v; want it kept, Failed and still the ReplicaSet's", p, err)
 	}
 }
 

@@ -308,18 +308,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 
-	var manageErr, cleanupErr error
-	if rs.DeletionTimestamp == nil {
-		cleanupErr = c.deleteFailedPods(ctx, rs, all)
-		if needsSync {
-			manageErr = c.manageReplicas(ctx, pods, rs)
-		}
+	// Finished pods no longer count, so they are replaced; they stay, as
+	// in Kubernetes, until the pod garbage collector's threshold.
+	var manageErr error
+	if rs.DeletionTimestamp == nil && needsSync {
+		manageErr = c.manageReplicas(ctx, pods, rs)
 	}
 
 	status := calculateStatus(rs, pods, terminatingPods(rs, selector, all), manageErr, c.now())
 	updated, err := c.updateStatus(ctx, rs, status)
 	if err != nil {
-		return errors.Join(manageErr, cleanupErr, err)
+		return errors.Join(manageErr, err)
 	}
 	// Check availability again once minReadySeconds passed, should no
 	// pod event come to trigger it.
@@ -327,7 +326,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		updated.Status.ReadyReplicas == replicas(updated) && updated.Status.AvailableReplicas != replicas(updated) {
 		c.queue.AddAfter(key, time.Duration(updated.Spec.MinReadySeconds)*time.Second)
 	}
-	return errors.Join(manageErr, cleanupErr)
+	return manageErr
 }
 
 func replicas(rs *appsv1.ReplicaSet) int32 {
@@ -454,24 +453,6 @@ func (c *Controller) relatedPods(rs *appsv1.ReplicaSet) []*corev1.Pod {
 		}
 	}
 	return related
-}
-
-// deleteFailedPods deletes the ReplicaSet's pods that failed (evicted,
-// past their deadline, their node lost). They no longer count, so their
-// replacements are made anyway; kube leaves them to its pod garbage
-// collector, which skiff does not have, so they are deleted here.
-func (c *Controller) deleteFailedPods(ctx context.Context, rs *appsv1.ReplicaSet, all []*corev1.Pod) error {
-	var errs []error
-	for _, p := range all {
-		if p.Status.Phase != corev1.PodFailed || p.DeletionTimestamp != nil || !metav1.IsControlledBy(p, rs) {
-			continue
-		}
-		c.log.Info("deleting failed pod", "replicaset", rsKey(rs), "pod", p.Name, "reason", p.Status.Reason)
-		if err := c.deletePodOf(ctx, rs, p); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // createPod makes one pod from the template, as kube's RealPodControl:
