@@ -169,6 +169,21 @@ func TestStatefulSetOnDeleteReplacesOnlyThePodsTheUserDeletes(t *testing.T) {
 			st.ReadyReplicas == 3, fmt.Sprintf("%+v", st)
 	}))
 
+	// Once the user has replaced every pod the update is complete: the
+	// update revision becomes the current one, as in Kubernetes since 1.36
+	// (kubernetes#136833).
+	for _, name := range []string{"web-0", "web-2"} {
+		if err := c.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 60*time.Second, until("all pods replaced and the new revision current", func() (bool, string) {
+		st := getWeb(t, c).Status
+		revs := revisionOfPods(t, c)
+		return revs["web-0"] == rev2 && revs["web-1"] == rev2 && revs["web-2"] == rev2 &&
+				st.CurrentRevision == rev2 && st.UpdateRevision == rev2 && st.CurrentReplicas == 3 && st.UpdatedReplicas == 3,
+			fmt.Sprintf("status %+v pods %v", st, revs)
+	}))
 }
 
 // unavailability watches web-0..web-(n-1) and keeps the most that were
