@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -289,12 +290,7 @@ func TestRevisionIsNamedByDataHashAndCurrentOnceAllUpdated(t *testing.T) {
 	set.Status.CurrentRevision = "web-old"
 	f = newFixture(t, set, rev, runningPod(t, set, rev, 0, true))
 	f.sync(t)
-	var status *appsv1.StatefulSetStatus
-	for _, a := range f.client.Actions() {
-		if a.GetSubresource() == "status" {
-			status = &a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).Status
-		}
-	}
+	status := f.writtenStatus()
 	if status == nil || status.CurrentRevision != rev.Name || status.UpdateRevision != rev.Name ||
 		status.Replicas != 1 || status.ReadyReplicas != 1 || status.UpdatedReplicas != 1 || status.CurrentReplicas != 1 ||
 		status.AvailableReplicas != 1 || status.ObservedGeneration != 1 {
@@ -333,5 +329,79 @@ func TestRetentionPolicyOwnerReferences(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("whenDeleted=%s whenScaled=%s ordinal %d: owners %v, want %v", tc.whenDeleted, tc.whenScaled, tc.ordinal, got, tc.want)
 		}
+	}
+}
+
+// writtenStatus is the last status the sync wrote, nil if none.
+func (f *fixture) writtenStatus() *appsv1.StatefulSetStatus {
+	var status *appsv1.StatefulSetStatus
+	for _, a := range f.client.Actions() {
+		if a.GetSubresource() == "status" {
+			status = &a.(k8stesting.UpdateAction).GetObject().(*appsv1.StatefulSet).Status
+		}
+	}
+	return status
+}
+
+func TestOnDeleteUpdateCompletesOnceEveryPodIsReplaced(t *testing.T) {
+	old := webSet(2)
+	old.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+	oldRev := revisionFor(t, old, 1)
+	set := old.DeepCopy()
+	set.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	set.Status.CurrentRevision = oldRev.Name
+	newRev := revisionFor(t, set, 2)
+
+	for _, tc := range []struct {
+		name     string
+		replaced int // pods at the new revision, from web-0 up
+		want     string
+	}{
+		{"one pod left", 1, oldRev.Name},
+		{"all replaced", 2, newRev.Name},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := []runtime.Object{set, oldRev, newRev}
+			for o := range 2 {
+				r := oldRev
+				if o < tc.replaced {
+					r = newRev
+				}
+				objs = append(objs, runningPod(t, set, r, o, true))
+			}
+			f := newFixture(t, objs...)
+			f.sync(t)
+			if slices.Contains(f.writes(), "delete pods web-1") {
+				t.Fatalf("OnDelete deleted a pod: %v", f.writes())
+			}
+			status := f.writtenStatus()
+			if status == nil || status.CurrentRevision != tc.want || status.UpdateRevision != newRev.Name {
+				t.Fatalf("status %+v, want current revision %s", status, tc.want)
+			}
+		})
+	}
+}
+
+func TestRollingUpdateIsNotCompleteWhileAPodIsMissing(t *testing.T) {
+	old := webSet(3)
+	oldRev := revisionFor(t, old, 1)
+	set := old.DeepCopy()
+	set.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	set.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	set.Status.CurrentRevision = oldRev.Name
+	newRev := revisionFor(t, set, 2)
+	// web-0, below the partition, is gone and cannot be made again yet;
+	// web-1 and web-2 are updated and ready.
+	f := newFixture(t, set, oldRev, newRev, runningPod(t, set, newRev, 1, true), runningPod(t, set, newRev, 2, true))
+	f.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("exceeded quota")
+	})
+	if err := f.c.sync(context.Background(), "default/web"); err == nil {
+		t.Fatal("sync succeeded though web-0 could not be made")
+	}
+	// Were the update complete, web-0 would come back from the new
+	// template despite the partition.
+	if status := f.writtenStatus(); status == nil || status.CurrentRevision != oldRev.Name {
+		t.Fatalf("status %+v, want current revision still %s", status, oldRev.Name)
 	}
 }

@@ -11,11 +11,14 @@ import (
 )
 
 // updateStatus writes status through the subresource when it changed.
-// A rolling update whose pods are all updated and ready is complete: the
-// update revision becomes the current one (completeRollingUpdate).
+// An update is complete once spec.replicas pods exist and all are updated
+// and ready: the update revision becomes the current one
+// (completeRollingUpdate). Counting against spec.replicas, not the pods
+// seen, keeps a missing pod from completing it early, which would make
+// pods below a partition from the new template. OnDelete completes too,
+// as upstream since 1.36 (kubernetes#136833).
 func (c *Controller) updateStatus(ctx context.Context, set *appsv1.StatefulSet, status *appsv1.StatefulSetStatus) error {
-	if set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType &&
-		status.UpdatedReplicas == status.Replicas && status.ReadyReplicas == status.Replicas {
+	if n := int32(replicaCount(set)); status.Replicas == n && status.UpdatedReplicas == n && status.ReadyReplicas == n {
 		status.CurrentReplicas = status.UpdatedReplicas
 		status.CurrentRevision = status.UpdateRevision
 	}
