@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -262,16 +264,72 @@ func TestRollingUpdateStopsAtThePartition(t *testing.T) {
 			}
 			f := newFixture(t, objs...)
 			f.sync(t)
-			var deleted []string
-			for _, w := range f.writes() {
-				if len(w) > 12 && w[:12] == "delete pods " {
-					deleted = append(deleted, w[12:])
-				}
-			}
-			if !slices.Equal(deleted, tc.want) {
+			if deleted := f.deletedPods(); !slices.Equal(deleted, tc.want) {
 				t.Fatalf("deleted %v, want %v", deleted, tc.want)
 			}
 		})
+	}
+}
+
+// deletedPods are the pods a sync deleted, in order.
+func (f *fixture) deletedPods() []string {
+	var deleted []string
+	for _, w := range f.writes() {
+		if name, ok := strings.CutPrefix(w, "delete pods "); ok {
+			deleted = append(deleted, name)
+		}
+	}
+	return deleted
+}
+
+// With ordinals.start, the partition still counts pods from the first:
+// ordinals 5, 6, 7 and partition 1 keep web-5 at the old revision, also
+// when it is made again.
+func TestPartitionCountsFromTheStartOrdinal(t *testing.T) {
+	old := webSet(3)
+	old.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 5}
+	oldRev := revisionFor(t, old, 1)
+	set := old.DeepCopy()
+	set.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	set.Spec.UpdateStrategy.RollingUpdate.Partition = new(int32(1))
+	set.Status.CurrentRevision = oldRev.Name
+	newRev := revisionFor(t, set, 2)
+
+	f := newFixture(t, set, oldRev, newRev, runningPod(t, set, oldRev, 5, true), runningPod(t, set, oldRev, 6, true), runningPod(t, set, newRev, 7, true))
+	f.sync(t)
+	if got := f.deletedPods(); !slices.Equal(got, []string{"web-6"}) {
+		t.Errorf("deleted %v, want web-6 (web-7 is updated, web-5 below the partition)", got)
+	}
+
+	f = newFixture(t, set, oldRev, newRev, runningPod(t, set, newRev, 6, true), runningPod(t, set, newRev, 7, true))
+	f.sync(t)
+	if got := f.deletedPods(); len(got) != 0 {
+		t.Errorf("deleted %v below the partition", got)
+	}
+	p, err := f.client.CoreV1().Pods("default").Get(context.Background(), "web-5", metav1.GetOptions{})
+	if err != nil || p.Labels[appsv1.ControllerRevisionHashLabelKey] != oldRev.Name {
+		t.Errorf("web-5 made again: %v, %v; want it from the current revision %s", p, err, oldRev.Name)
+	}
+}
+
+// A percentage maxUnavailable rounds down, to at least one: 30% of 4 is 1.
+func TestMaxUnavailablePercentageRoundsDown(t *testing.T) {
+	old := webSet(4)
+	old.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	oldRev := revisionFor(t, old, 1)
+	set := old.DeepCopy()
+	set.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+	set.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = new(intstr.FromString("30%"))
+	set.Status.CurrentRevision = oldRev.Name
+	newRev := revisionFor(t, set, 2)
+	objs := []runtime.Object{set, oldRev, newRev}
+	for o := range 4 {
+		objs = append(objs, runningPod(t, set, oldRev, o, true))
+	}
+	f := newFixture(t, objs...)
+	f.sync(t)
+	if got := f.deletedPods(); !slices.Equal(got, []string{"web-3"}) {
+		t.Errorf("deleted %v, want only web-3", got)
 	}
 }
 

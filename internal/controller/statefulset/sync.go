@@ -179,12 +179,14 @@ func (s *syncStep) count(p *corev1.Pod, d int32) {
 }
 
 // newPod is the pod of ordinal: of the current revision below the
-// partition, of the update revision otherwise.
+// partition, of the update revision otherwise. The partition counts from
+// the start ordinal, as upstream's: with ordinals.start 5 and partition 1,
+// ordinal 5 stays.
 func (s *syncStep) newPod(ordinal int) *corev1.Pod {
 	if s.set.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType {
-		ru := s.set.Spec.UpdateStrategy.RollingUpdate
-		if ru == nil && ordinal < int(s.set.Status.CurrentReplicas) ||
-			ru != nil && ru.Partition != nil && ordinal < int(*ru.Partition) {
+		ru, start := s.set.Spec.UpdateStrategy.RollingUpdate, startOrdinal(s.set)
+		if ru == nil && ordinal < start+int(s.set.Status.CurrentReplicas) ||
+			ru != nil && ru.Partition != nil && ordinal < start+int(*ru.Partition) {
 			return newPod(s.set, s.curTmpl, s.cur.Name, ordinal)
 		}
 	}
@@ -301,11 +303,10 @@ func (s *syncStep) event(verb string, p *corev1.Pod, err error) {
 // to maxUnavailable at a time when that is set.
 func (s *syncStep) rollingUpdate(ctx context.Context, replicas []*corev1.Pod, healthy func(*corev1.Pod) bool) error {
 	ru := s.set.Spec.UpdateStrategy.RollingUpdate
-	updateMin := 0
+	updateMin := 0 // an index into replicas, as the partition is
 	if ru != nil && ru.Partition != nil {
-		updateMin = int(*ru.Partition) - startOrdinal(s.set)
+		updateMin = int(*ru.Partition)
 	}
-	updateMin = max(updateMin, 0)
 	old := func(p *corev1.Pod) bool { return revisionOf(p) != s.upd.Name && !terminating(p) }
 	if ru == nil || ru.MaxUnavailable == nil {
 		for i := len(replicas) - 1; i >= updateMin; i-- {
@@ -318,7 +319,8 @@ func (s *syncStep) rollingUpdate(ctx context.Context, replicas []*corev1.Pod, he
 		}
 		return nil
 	}
-	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(intstr.ValueOrDefault(ru.MaxUnavailable, intstr.FromInt32(1)), len(replicas), true)
+	// A percentage rounds down, to at least one, as upstream's.
+	maxUnavailable, err := intstr.GetScaledValueFromIntOrPercent(intstr.ValueOrDefault(ru.MaxUnavailable, intstr.FromInt32(1)), len(replicas), false)
 	if err != nil {
 		return err
 	}
