@@ -40,6 +40,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller/history"
+	"github.com/skiff-sh/skiff/internal/controller/podevents"
 	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
@@ -114,11 +115,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		UpdateFunc: func(_, cur any) { c.enqueueDS(cur) },
 		DeleteFunc: c.deleteDS,
 	})
-	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
+	pods.Informer().AddEventHandler(c.podEvents().Handler())
 	nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.enqueueAll() },
 		UpdateFunc: c.updateNode,
@@ -221,77 +218,29 @@ func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *apps
 	return ds
 }
 
-// queueMatching queues the DaemonSets whose selector matches an orphan.
-func (c *Controller) queueMatching(pod *corev1.Pod) {
-	dss, err := c.dsLister.GetPodDaemonSets(pod)
-	if err != nil {
-		return
-	}
-	for _, ds := range dss {
-		c.queue.Add(dsKey(ds))
-	}
-}
-
-func (c *Controller) addPod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		if ds := c.resolve(pod.Namespace, ref); ds != nil {
-			c.expectations.creationObserved(dsKey(ds))
-			c.queue.Add(dsKey(ds))
-		}
-		return
-	}
-	c.queueMatching(pod)
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, ok1 := old.(*corev1.Pod)
-	curPod, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 || oldPod.ResourceVersion == curPod.ResourceVersion {
-		return
-	}
-	if curPod.DeletionTimestamp != nil {
-		c.deletePod(curPod)
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOfNoCopy(curPod), metav1.GetControllerOfNoCopy(oldPod)
-	if !reflect.DeepEqual(curRef, oldRef) {
-		if ds := c.resolve(oldPod.Namespace, oldRef); ds != nil {
-			c.queue.Add(dsKey(ds))
-		}
-	}
-	if ds := c.resolve(curPod.Namespace, curRef); ds != nil {
-		c.queue.Add(dsKey(ds))
-		// Availability comes minReadySeconds after readiness, with no
-		// event to say so.
-		if !podReady(oldPod) && podReady(curPod) && ds.Spec.MinReadySeconds > 0 {
-			c.queue.AddAfter(dsKey(ds), time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if curRef == nil && !reflect.DeepEqual(oldPod.Labels, curPod.Labels) {
-		c.queueMatching(curPod)
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if ds := c.resolve(pod.Namespace, metav1.GetControllerOfNoCopy(pod)); ds != nil {
-		c.expectations.deletionObserved(dsKey(ds), podKey(pod))
-		c.queue.Add(dsKey(ds))
+// podEvents routes pod events to the owning DaemonSet, or for an orphan
+// the DaemonSets whose selector matches it, and tells the expectations of
+// pods seen made or going.
+func (c *Controller) podEvents() *podevents.Router {
+	return &podevents.Router{
+		Queue: c.queue,
+		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
+			ds := c.resolve(namespace, ref)
+			if ds == nil {
+				return podevents.Owner{}, false
+			}
+			return podevents.Owner{Key: dsKey(ds), MinReadySeconds: ds.Spec.MinReadySeconds}, true
+		},
+		Matching: func(pod *corev1.Pod) []string {
+			dss, _ := c.dsLister.GetPodDaemonSets(pod)
+			keys := make([]string, 0, len(dss))
+			for _, ds := range dss {
+				keys = append(keys, dsKey(ds))
+			}
+			return keys
+		},
+		Created: c.expectations.creationObserved,
+		Deleted: func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
@@ -39,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/skiff-sh/skiff/internal/controller/podevents"
 	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
@@ -97,11 +97,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		UpdateFunc: c.updateRS,
 		DeleteFunc: c.deleteRS,
 	})
-	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
+	pods.Informer().AddEventHandler(c.podEvents().Handler())
 	return c
 }
 
@@ -167,103 +163,39 @@ func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *apps
 	return rs
 }
 
-// queueMatching queues every ReplicaSet whose selector matches the
-// orphan, to see if one adopts it.
-func (c *Controller) queueMatching(pod *corev1.Pod) {
+// matching returns every ReplicaSet whose selector matches the orphan,
+// to see if one adopts it.
+func (c *Controller) matching(pod *corev1.Pod) []string {
 	rss, err := c.rsLister.GetPodReplicaSets(pod)
 	if err != nil {
-		return // none
+		return nil // none
 	}
 	if len(rss) > 1 {
 		c.log.Warn("more than one ReplicaSet selects the pod's labels: a user error", "pod", podKey(pod), "labels", pod.Labels)
 	}
+	keys := make([]string, 0, len(rss))
 	for _, rs := range rss {
-		c.queue.Add(rsKey(rs))
+		keys = append(keys, rsKey(rs))
 	}
+	return keys
 }
 
-func (c *Controller) addPod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
+// podEvents routes pod events to the owning or matching ReplicaSets and
+// tells the expectations of pods seen made or going.
+func (c *Controller) podEvents() *podevents.Router {
+	return &podevents.Router{
+		Queue: c.queue,
+		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
+			rs := c.resolve(namespace, ref)
+			if rs == nil {
+				return podevents.Owner{}, false
+			}
+			return podevents.Owner{Key: rsKey(rs), MinReadySeconds: rs.Spec.MinReadySeconds}, true
+		},
+		Matching: c.matching,
+		Created:  c.expectations.creationObserved,
+		Deleted:  func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
 	}
-	if pod.DeletionTimestamp != nil {
-		// Seen for the first time already going (after a restart):
-		// not a creation to observe.
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		if rs := c.resolve(pod.Namespace, ref); rs != nil {
-			c.expectations.creationObserved(rsKey(rs))
-			c.queue.Add(rsKey(rs))
-		}
-		return
-	}
-	c.queueMatching(pod)
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, ok1 := old.(*corev1.Pod)
-	curPod, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 || oldPod.ResourceVersion == curPod.ResourceVersion {
-		return // a resync: nothing changed
-	}
-	labelsChanged := !reflect.DeepEqual(oldPod.Labels, curPod.Labels)
-	if curPod.DeletionTimestamp != nil {
-		// A graceful delete starts: count the pod gone now rather than
-		// when the node agent is done with it, so that its replacement
-		// is made at once.
-		c.deletePod(curPod)
-		if labelsChanged {
-			c.deletePod(oldPod)
-		}
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOfNoCopy(curPod), metav1.GetControllerOfNoCopy(oldPod)
-	refChanged := !reflect.DeepEqual(curRef, oldRef)
-	if refChanged && oldRef != nil {
-		if rs := c.resolve(oldPod.Namespace, oldRef); rs != nil {
-			c.queue.Add(rsKey(rs))
-		}
-	}
-	if curRef != nil {
-		rs := c.resolve(curPod.Namespace, curRef)
-		if rs == nil {
-			return
-		}
-		c.queue.Add(rsKey(rs))
-		// A pod that just became ready becomes available minReadySeconds
-		// later, with no event to say so: look again then (a second more
-		// against rounding).
-		if !podReady(oldPod) && podReady(curPod) && rs.Spec.MinReadySeconds > 0 {
-			c.queue.AddAfter(rsKey(rs), time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if labelsChanged || refChanged {
-		c.queueMatching(curPod)
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	ref := metav1.GetControllerOfNoCopy(pod)
-	if ref == nil {
-		return // nobody waits for an orphan
-	}
-	rs := c.resolve(pod.Namespace, ref)
-	if rs == nil {
-		return
-	}
-	c.expectations.deletionObserved(rsKey(rs), podKey(pod))
-	c.queue.Add(rsKey(rs))
 }
 
 // sync brings one ReplicaSet's pods and status in line with its spec.

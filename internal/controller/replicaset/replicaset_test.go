@@ -508,8 +508,9 @@ func TestStatusCountsAvailableAfterMinReadySecondsAndIsWrittenOnlyWhenChanged(t 
 func TestPodEventsQueueTheOwnerOrTheMatchingReplicaSets(t *testing.T) {
 	rs, other := newRS("web", 1), newRS("api", 1)
 	f := newFixture(t, rs, other)
+	events := f.c.podEvents().Handler()
 	f.c.expectations.expectCreations("default/web", 1)
-	f.c.addPod(newPod("p", rs))
+	events.OnAdd(newPod("p", rs), false)
 	if !f.c.expectations.satisfied("default/web") {
 		t.Error("creation not observed")
 	}
@@ -519,7 +520,7 @@ func TestPodEventsQueueTheOwnerOrTheMatchingReplicaSets(t *testing.T) {
 		t.Errorf("queued %q, want default/web", key)
 	}
 
-	f.c.addPod(newPod("orphan", nil, labeled("app", "api")))
+	events.OnAdd(newPod("orphan", nil, labeled("app", "api")), false)
 	key, _ = f.c.queue.Get()
 	f.c.queue.Done(key)
 	if key != "default/api" {
@@ -533,7 +534,7 @@ func TestPodEventsQueueTheOwnerOrTheMatchingReplicaSets(t *testing.T) {
 	going := p.DeepCopy()
 	going.ResourceVersion = "2"
 	deleting(going)
-	f.c.updatePod(p, going)
+	events.OnUpdate(p, going)
 	if !f.c.expectations.satisfied("default/web") {
 		t.Error("deletion not observed on the deletionTimestamp update")
 	}

@@ -23,7 +23,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -40,6 +39,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller/history"
+	"github.com/skiff-sh/skiff/internal/controller/podevents"
 	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
@@ -83,11 +83,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 		UpdateFunc: func(_, cur any) { c.enqueue(cur) },
 		DeleteFunc: c.enqueue,
 	})
-	pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.addPod,
-		UpdateFunc: c.updatePod,
-		DeleteFunc: c.deletePod,
-	})
+	pods.Informer().AddEventHandler(c.podEvents().Handler())
 	return c
 }
 
@@ -123,71 +119,26 @@ func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *apps
 	return set
 }
 
-// queueMatching queues the sets whose selector matches an orphan.
-func (c *Controller) queueMatching(pod *corev1.Pod) {
-	sets, err := c.setLister.GetPodStatefulSets(pod)
-	if err != nil {
-		return
-	}
-	for _, set := range sets {
-		c.queue.Add(setKey(set))
-	}
-}
-
-func (c *Controller) addPod(obj any) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if pod.DeletionTimestamp != nil {
-		c.deletePod(pod)
-		return
-	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		if set := c.resolve(pod.Namespace, ref); set != nil {
-			c.queue.Add(setKey(set))
-		}
-		return
-	}
-	c.queueMatching(pod)
-}
-
-func (c *Controller) updatePod(old, cur any) {
-	oldPod, ok1 := old.(*corev1.Pod)
-	curPod, ok2 := cur.(*corev1.Pod)
-	if !ok1 || !ok2 || oldPod.ResourceVersion == curPod.ResourceVersion {
-		return
-	}
-	curRef, oldRef := metav1.GetControllerOfNoCopy(curPod), metav1.GetControllerOfNoCopy(oldPod)
-	if !reflect.DeepEqual(curRef, oldRef) {
-		if set := c.resolve(oldPod.Namespace, oldRef); set != nil {
-			c.queue.Add(setKey(set))
-		}
-	}
-	if set := c.resolve(curPod.Namespace, curRef); set != nil {
-		c.queue.Add(setKey(set))
-		// Availability comes minReadySeconds after readiness, with no
-		// event to say so.
-		if !podReady(oldPod) && podReady(curPod) && set.Spec.MinReadySeconds > 0 {
-			c.queue.AddAfter(setKey(set), time.Duration(set.Spec.MinReadySeconds)*time.Second+time.Second)
-		}
-		return
-	}
-	if curRef == nil && !reflect.DeepEqual(oldPod.Labels, curPod.Labels) {
-		c.queueMatching(curPod)
-	}
-}
-
-func (c *Controller) deletePod(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if set := c.resolve(pod.Namespace, metav1.GetControllerOfNoCopy(pod)); set != nil {
-		c.queue.Add(setKey(set))
+// podEvents routes pod events to the owning StatefulSet, or for an
+// orphan the sets whose selector matches it.
+func (c *Controller) podEvents() *podevents.Router {
+	return &podevents.Router{
+		Queue: c.queue,
+		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
+			set := c.resolve(namespace, ref)
+			if set == nil {
+				return podevents.Owner{}, false
+			}
+			return podevents.Owner{Key: setKey(set), MinReadySeconds: set.Spec.MinReadySeconds}, true
+		},
+		Matching: func(pod *corev1.Pod) []string {
+			sets, _ := c.setLister.GetPodStatefulSets(pod)
+			keys := make([]string, 0, len(sets))
+			for _, set := range sets {
+				keys = append(keys, setKey(set))
+			}
+			return keys
+		},
 	}
 }
 
