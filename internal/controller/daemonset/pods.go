@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/internal/controller/history"
+	"github.com/skiff-sh/skiff/internal/controller/slowstart"
 )
 
 // claimPods returns the DaemonSet's pods: those it controls that still
@@ -198,29 +199,22 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, toDele
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	// Creates go in batches of 1, 2, 4, ... and stop at the first batch
-	// with a failure: a create that fails for every pod (a quota, a bad
-	// template) costs few requests and events.
-	for done, batch := 0, 1; done < len(toCreate); done, batch = done+batch, min(2*batch, len(toCreate)-done-batch) {
-		failures := len(errs)
-		var wg sync.WaitGroup
-		for _, node := range toCreate[done : done+batch] {
-			wg.Go(func() {
-				if err := c.createPod(ctx, ds, node, hash); err != nil {
-					c.expectations.creationObserved(key) // never to be seen
-					if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-						report(err)
-					}
-				}
-			})
+	tried, err := slowstart.Run(len(toCreate), 1, func(i int) error {
+		err := c.createPod(ctx, ds, toCreate[i], hash)
+		if err == nil {
+			return nil
 		}
-		wg.Wait()
-		if len(errs) > failures {
-			for range len(toCreate) - done - batch {
-				c.expectations.creationObserved(key) // never tried
-			}
-			break
+		c.expectations.creationObserved(key) // never to be seen
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return nil
 		}
+		return err
+	})
+	if err != nil {
+		report(err)
+	}
+	for range len(toCreate) - tried {
+		c.expectations.creationObserved(key) // never tried
 	}
 	var wg sync.WaitGroup
 	for _, p := range toDelete {

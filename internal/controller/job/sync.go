@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"github.com/skiff-sh/skiff/internal/controller/slowstart"
 )
 
 // syncState is what one sync knows of a Job and its pods.
@@ -266,46 +268,28 @@ func (c *Controller) manageJob(ctx context.Context, job *batchv1.Job, s *syncSta
 	if !slices.Contains(tmpl.Finalizers, batchv1.JobTrackingFinalizer) {
 		tmpl.Finalizers = append(tmpl.Finalizers, batchv1.JobTrackingFinalizer)
 	}
-	active += diff
-	var createErr error
-	for batch := min(diff, slowStartBatch); diff > 0; batch = min(2*batch, diff) {
-		var wg sync.WaitGroup
-		var failed atomic.Int32
-		errs := make(chan error, batch)
-		for range batch {
-			t, generateName := tmpl, ""
-			if len(indexes) > 0 {
-				ix := indexes[0]
-				indexes = indexes[1:]
-				t, generateName = indexedTemplate(tmpl, job, ix), indexedGenerateName(job.Name, ix)
-			}
-			wg.Go(func() {
-				err := c.createPod(ctx, job, podFromTemplate(job, t, generateName))
-				if err == nil {
-					return
-				}
-				// No pod for the informer to show.
-				c.expectations.observed(key, 1, 0)
-				failed.Add(1)
-				if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-					errs <- err
-				}
-			})
+	var failed atomic.Int32
+	tried, createErr := slowstart.Run(int(diff), slowStartBatch, func(i int) error {
+		t, generateName := tmpl, ""
+		if len(indexes) > 0 {
+			t, generateName = indexedTemplate(tmpl, job, indexes[i]), indexedGenerateName(job.Name, indexes[i])
 		}
-		wg.Wait()
-		active -= failed.Load()
-		diff -= batch
-		if failed.Load() > 0 {
-			// The rest wait for the next sync.
-			c.expectations.observed(key, int(diff), 0)
-			active -= diff
-			select {
-			case createErr = <-errs:
-			default:
-			}
-			break
+		err := c.createPod(ctx, job, podFromTemplate(job, t, generateName))
+		if err == nil {
+			return nil
 		}
-	}
+		// No pod for the informer to show.
+		c.expectations.observed(key, 1, 0)
+		failed.Add(1)
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return nil
+		}
+		return err
+	})
+	// The rest wait for the next sync.
+	untried := int(diff) - tried
+	c.expectations.observed(key, untried, 0)
+	active += diff - failed.Load() - int32(untried)
 	return active, createErr
 }
 

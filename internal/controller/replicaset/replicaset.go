@@ -39,6 +39,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller/podevents"
+	"github.com/skiff-sh/skiff/internal/controller/slowstart"
 	"github.com/skiff-sh/skiff/internal/controller/workers"
 )
 
@@ -279,16 +280,19 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*corev1.Pod, rs 
 		c.expectations.expectCreations(key, diff)
 		c.queue.AddAfter(key, ExpectationsTimeout) // wake up should the informer never report them
 		c.log.Debug("too few replicas", "replicaset", key, "need", replicas(rs), "creating", diff)
-		created, err := slowStartBatch(diff, slowStartInitialBatchSize, func() error {
+		tried, err := slowstart.Run(diff, slowStartInitialBatchSize, func(int) error {
 			err := c.createPod(ctx, rs)
-			if err != nil && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			if err == nil {
+				return nil
+			}
+			c.expectations.lowerCreations(key, 1) // never to be seen
+			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil // every create would fail: nothing to do
 			}
 			return err
 		})
-		// Creates never tried or failed will never be observed.
-		if skipped := diff - created; skipped > 0 {
-			c.expectations.lowerCreations(key, skipped)
+		if untried := diff - tried; untried > 0 {
+			c.expectations.lowerCreations(key, untried)
 		}
 		return err
 	case diff > 0:
@@ -322,33 +326,6 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*corev1.Pod, rs 
 		}
 	}
 	return nil
-}
-
-// slowStartBatch calls fn count times, in concurrent batches of
-// initialBatchSize, 2×, 4×, ... as long as whole batches succeed, and
-// stops after the first batch with a failure: a create that fails for
-// every pod (a quota, a bad template) costs few requests and events. It
-// returns the number of successful calls and the first error.
-func slowStartBatch(count, initialBatchSize int, fn func() error) (int, error) {
-	remaining, successes := count, 0
-	for batch := min(remaining, initialBatchSize); batch > 0; batch = min(2*batch, remaining) {
-		errs := make(chan error, batch)
-		var wg sync.WaitGroup
-		for range batch {
-			wg.Go(func() {
-				if err := fn(); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		successes += batch - len(errs)
-		if len(errs) > 0 {
-			return successes, <-errs
-		}
-		remaining -= batch
-	}
-	return successes, nil
 }
 
 // relatedPods are the pods of every ReplicaSet with the same controller

@@ -308,30 +308,6 @@ func TestCreateFailuresStopTheSlowStartAndSetReplicaFailure(t *testing.T) {
 	}
 }
 
-func TestSlowStartBatchDoublesWhileBatchesSucceed(t *testing.T) {
-	for _, tc := range []struct {
-		count, failFrom   int
-		wantCalls, wantOK int
-	}{
-		{count: 0, failFrom: 100, wantCalls: 0, wantOK: 0},
-		{count: 10, failFrom: 100, wantCalls: 10, wantOK: 10}, // 1, 2, 4, 3
-		{count: 10, failFrom: 1, wantCalls: 1, wantOK: 0},
-		{count: 10, failFrom: 2, wantCalls: 3, wantOK: 1},
-		{count: 10, failFrom: 8, wantCalls: 10, wantOK: 7},
-	} {
-		var calls atomic.Int32
-		ok, err := slowStartBatch(tc.count, 1, func() error {
-			if int(calls.Add(1)) >= tc.failFrom {
-				return errors.New("no")
-			}
-			return nil
-		})
-		if int(calls.Load()) != tc.wantCalls || ok != tc.wantOK || (err != nil) != (tc.wantOK != tc.count) {
-			t.Errorf("%+v: calls %d, successes %d, err %v", tc, calls.Load(), ok, err)
-		}
-	}
-}
-
 func TestScaleDownDeletesThePodsKubeWouldAndWaitsForThem(t *testing.T) {
 	rs := newRS("web", 2)
 	old := newPod("old", rs, ready(t0.Add(-time.Hour)), created(t0.Add(-2*time.Hour)))

@@ -207,6 +207,29 @@ func TestParallelCreatesAllAtOnce(t *testing.T) {
 	}
 }
 
+// Parallel creates in slow-start batches: a create that fails for every
+// pod is tried once, not once per pod.
+func TestParallelCreatesStopAfterTheFirstFailingBatch(t *testing.T) {
+	set := webSet(5)
+	set.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+	f := newFixture(t, set)
+	f.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("exceeded quota")
+	})
+	if err := f.c.sync(context.Background(), "default/web"); err == nil {
+		t.Fatal("sync succeeded though no pod could be made")
+	}
+	tries := 0
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
+			tries++
+		}
+	}
+	if tries != 1 {
+		t.Errorf("%d pod creates tried, want 1 (the first batch)", tries)
+	}
+}
+
 func TestScaleDownDeletesHighestOrdinalOnly(t *testing.T) {
 	set := webSet(1)
 	rev := revisionFor(t, set, 1)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiff-sh/skiff/internal/controller/slowstart"
 )
 
 // staleClaimRetry is how soon a pod waiting for an earlier pod's claim
@@ -49,8 +52,10 @@ type syncStep struct {
 	cur, upd  *appsv1.ControllerRevision
 	curTmpl   *corev1.PodTemplateSpec
 	updTmpl   *corev1.PodTemplateSpec
-	status    *appsv1.StatefulSetStatus
 	monotonic bool
+
+	mu     sync.Mutex // guards status while Parallel pods are made at once
+	status *appsv1.StatefulSetStatus
 }
 
 // update makes, deletes and replaces pods (updateStatefulSet) and returns
@@ -123,18 +128,21 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, cur, u
 		return status, nil // the garbage collector takes the pods
 	}
 
-	var errs []error
-	for i := range replicas {
-		wait, err := s.processReplica(ctx, replicas, i, healthy)
+	if s.monotonic {
+		for i := range replicas {
+			if wait, err := s.processReplica(ctx, replicas, i, healthy); wait || err != nil {
+				return status, err
+			}
+		}
+	} else {
+		// Parallel: all at once, in slow-start batches, as upstream.
+		_, err := slowstart.Run(len(replicas), 1, func(i int) error {
+			_, err := s.processReplica(ctx, replicas, i, healthy)
+			return err
+		})
 		if err != nil {
-			errs = append(errs, err)
+			return status, err
 		}
-		if (wait || err != nil) && s.monotonic {
-			return status, errors.Join(errs...)
-		}
-	}
-	if len(errs) > 0 {
-		return status, errors.Join(errs...)
 	}
 	for _, p := range slices.Concat(replicas, condemned) {
 		if p.UID != "" {
@@ -170,6 +178,8 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, cur, u
 
 // count adds d to the current and updated counts of the pod's revision.
 func (s *syncStep) count(p *corev1.Pod, d int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if revisionOf(p) == s.cur.Name {
 		s.status.CurrentReplicas += d
 	}
@@ -266,7 +276,9 @@ func (s *syncStep) createPod(ctx context.Context, p *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.status.Replicas++
+	s.mu.Unlock()
 	s.count(p, 1)
 	return s.c.fixClaimOwners(ctx, s.set, created)
 }
