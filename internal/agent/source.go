@@ -47,6 +47,11 @@ func (s APISource) PersistentVolumeClaim(ctx context.Context, namespace, name st
 	return s.Client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
+// Node gets a node.
+func (s APISource) Node(ctx context.Context, name string) (*corev1.Node, error) {
+	return s.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+}
+
 // PersistentVolume gets a volume.
 func (s APISource) PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
 	return s.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})

@@ -8,20 +8,26 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/skiff-sh/skiff/internal/localpath"
+	"github.com/skiff-sh/skiff/internal/volumematch"
 )
 
-// ClaimSource reads PersistentVolumeClaims and PersistentVolumes; the
-// agent implements it with client-go.
+// ClaimSource reads PersistentVolumeClaims, PersistentVolumes and the
+// node a volume's node affinity is checked against; the agent implements
+// it with client-go.
 type ClaimSource interface {
 	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
 	PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
+	Node(ctx context.Context, name string) (*corev1.Node, error)
 }
 
 // setupClaim resolves a persistentVolumeClaim volume to its bound volume's
 // path on this node, as the kubelet does before mounting: the claim must
 // be bound, and the volume a hostPath (checked and, for DirectoryOrCreate,
 // made as for a pod's own hostPath volume) or a local volume, whose path
-// must exist. The container runtime bind-mounts the path.
+// must exist. As the kubelet, it refuses a volume whose node affinity
+// excludes the pod's node: a local-path volume elsewhere would otherwise
+// be an empty new directory here. The container runtime bind-mounts the
+// path.
 func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.PersistentVolumeClaimVolumeSource) (string, error) {
 	if m.Claims == nil {
 		return "", fmt.Errorf("persistentVolumeClaim volumes are not supported here")
@@ -39,6 +45,15 @@ func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.P
 	}
 	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
 		return "", fmt.Errorf("error processing PVC %s/%s: volume %s is not bound to it", pod.Namespace, src.ClaimName, pv.Name)
+	}
+	if pv.Spec.NodeAffinity != nil {
+		node, err := m.Claims.Node(ctx, pod.Spec.NodeName)
+		if err != nil {
+			return "", fmt.Errorf("volume %s: node affinity check: %w", pv.Name, err)
+		}
+		if !volumematch.AdmitsNode(pv, node) {
+			return "", fmt.Errorf("volume %s: node affinity check failed: no matching NodeSelectorTerms for node %s", pv.Name, node.Name)
+		}
 	}
 	switch s := pv.Spec.PersistentVolumeSource; {
 	case localpath.IsLocalPath(pv):

@@ -17,6 +17,14 @@ import (
 type fakeClaims struct {
 	claims  map[string]*corev1.PersistentVolumeClaim // by "namespace/name"
 	volumes map[string]*corev1.PersistentVolume
+	nodes   map[string]*corev1.Node
+}
+
+func (f *fakeClaims) Node(_ context.Context, name string) (*corev1.Node, error) {
+	if n, ok := f.nodes[name]; ok {
+		return n.DeepCopy(), nil
+	}
+	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "nodes"}, name)
 }
 
 func (f *fakeClaims) PersistentVolumeClaim(_ context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
@@ -93,6 +101,47 @@ func TestLocalPathVolumeDirectoryIsOpenToAnyUser(t *testing.T) {
 	mustSetup(t, m, newPod("uid-2", claimVolume(false)))
 	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o750 {
 		t.Errorf("an existing directory's mode changed to %v", info.Mode().Perm())
+	}
+}
+
+// A volume whose node affinity names another node is not mounted: the
+// directory it names is not this node's (the kubelet's NodeAffinity check).
+func TestClaimVolumeOfAnotherNodeIsRefused(t *testing.T) {
+	m, _ := newManager(t)
+	dir := filepath.Join(t.TempDir(), "storage", "pvc-1_default_data")
+	create := corev1.HostPathDirectoryOrCreate
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"},
+		Spec: corev1.PersistentVolumeSpec{
+			ClaimRef:               &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &create}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"other"}}}}}}},
+		}}
+	m.Claims = &fakeClaims{
+		claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {
+			ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default", UID: "claim-uid"},
+			Spec:       corev1.PersistentVolumeClaimSpec{VolumeName: "pvc-1"},
+			Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+		}},
+		volumes: map[string]*corev1.PersistentVolume{"pvc-1": pv},
+		nodes: map[string]*corev1.Node{
+			"here":  {ObjectMeta: metav1.ObjectMeta{Name: "here", Labels: map[string]string{corev1.LabelHostname: "here"}}},
+			"other": {ObjectMeta: metav1.ObjectMeta{Name: "other", Labels: map[string]string{corev1.LabelHostname: "other"}}},
+		},
+	}
+	pod := newPod("uid-1", claimVolume(false))
+	pod.Spec.NodeName = "here"
+	if _, err := setup(t, m, pod); err == nil || !strings.Contains(err.Error(), "node affinity check failed") {
+		t.Fatalf("error = %v, want the node affinity check to fail", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the other node's directory was made here: %v", err)
+	}
+	pod = newPod("uid-2", claimVolume(false))
+	pod.Spec.NodeName = "other"
+	if paths := mustSetup(t, m, pod); paths["data"] != dir {
+		t.Errorf("on its own node: path %q, want %q", paths["data"], dir)
 	}
 }
 
