@@ -142,7 +142,7 @@ func (v *volumeBinding) filter(pv podVolumes, node *corev1.Node) string {
 		return reasonBindConflict
 	}
 	for _, pvc := range pv.delayed {
-		if volumematch.Best(pvc, all, node) != nil {
+		if volumematch.Best(pvc, all, node, true) != nil {
 			continue
 		}
 		// A provisioner can make one (the no-provisioner class of local

@@ -10,20 +10,43 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 )
 
-// ClassOf is a claim's storage class name ("" for none).
+// ClassOf is a claim's storage class name ("" for none): the beta
+// annotation first, as upstream's GetPersistentVolumeClaimClass.
 func ClassOf(pvc *corev1.PersistentVolumeClaim) string {
+	if class, ok := pvc.Annotations[corev1.BetaStorageClassAnnotation]; ok {
+		return class
+	}
 	if pvc.Spec.StorageClassName != nil {
 		return *pvc.Spec.StorageClassName
 	}
-	return pvc.Annotations[corev1.BetaStorageClassAnnotation]
+	return ""
 }
 
-// VolumeClassOf is a volume's storage class name ("" for none).
+// VolumeClassOf is a volume's storage class name ("" for none), the beta
+// annotation first.
 func VolumeClassOf(pv *corev1.PersistentVolume) string {
-	if pv.Spec.StorageClassName != "" {
-		return pv.Spec.StorageClassName
+	if class, ok := pv.Annotations[corev1.BetaStorageClassAnnotation]; ok {
+		return class
 	}
-	return pv.Annotations[corev1.BetaStorageClassAnnotation]
+	return pv.Spec.StorageClassName
+}
+
+// Mismatch says why pv cannot serve pvc ("" when it can), with the
+// persistentvolume controller's words (checkVolumeSatisfyClaim): for a
+// claim that names its volume in spec.volumeName.
+func Mismatch(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim) string {
+	size := pv.Spec.Capacity[corev1.ResourceStorage]
+	switch {
+	case size.Cmp(pvc.Spec.Resources.Requests[corev1.ResourceStorage]) < 0:
+		return "requested PV is too small"
+	case VolumeClassOf(pv) != ClassOf(pvc):
+		return "storageClassName does not match"
+	case modeOf(pv.Spec.VolumeMode) != modeOf(pvc.Spec.VolumeMode):
+		return "incompatible volumeMode"
+	case !HasModes(pv.Spec.AccessModes, pvc.Spec.AccessModes):
+		return "incompatible accessMode"
+	}
+	return ""
 }
 
 // BoundToClaim reports whether pv's claimRef names pvc (an empty UID, a
@@ -37,12 +60,14 @@ func BoundToClaim(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim
 }
 
 // Best is the volume that pvc should bind, as the persistentvolume
-// controller's findMatchingVolume picks it: a volume pre-bound to the
-// claim if it is large enough, else the smallest Available, unclaimed
-// volume of the claim's class, volume mode and access modes whose labels
-// match the claim's selector and, when node is set, whose node affinity
-// admits that node. nil when none fits.
-func Best(pvc *corev1.PersistentVolumeClaim, volumes []*corev1.PersistentVolume, node *corev1.Node) *corev1.PersistentVolume {
+// controller's FindMatchingVolume picks it: a volume pre-bound to the
+// claim if it is large enough (none at all if its node affinity excludes
+// node), else the smallest Available, unclaimed volume of the claim's
+// class, volume mode and access modes whose labels match the claim's
+// selector and, when node is set, whose node affinity admits that node.
+// A delayed claim (WaitForFirstConsumer) with no node yet takes only a
+// pre-bound volume. nil when none fits.
+func Best(pvc *corev1.PersistentVolumeClaim, volumes []*corev1.PersistentVolume, node *corev1.Node, delayed bool) *corev1.PersistentVolume {
 	want := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 	var selector labels.Selector
 	if pvc.Spec.Selector != nil {
@@ -54,17 +79,24 @@ func Best(pvc *corev1.PersistentVolumeClaim, volumes []*corev1.PersistentVolume,
 	}
 	var best *corev1.PersistentVolume
 	for _, pv := range volumes {
+		if pv.DeletionTimestamp != nil || modeOf(pv.Spec.VolumeMode) != modeOf(pvc.Spec.VolumeMode) {
+			continue
+		}
+		admitted := node == nil || AdmitsNode(pv, node)
 		size := pv.Spec.Capacity[corev1.ResourceStorage]
-		if size.Cmp(want) < 0 || pv.DeletionTimestamp != nil || modeOf(pv.Spec.VolumeMode) != modeOf(pvc.Spec.VolumeMode) {
-			continue
-		}
-		if node != nil && !AdmitsNode(pv, node) {
-			continue
-		}
 		if BoundToClaim(pv, pvc) {
-			return pv
+			if !admitted {
+				return nil // the claim's own volume is not for this node
+			}
+			if size.Cmp(want) >= 0 {
+				return pv
+			}
+			continue
 		}
-		if pv.Spec.ClaimRef != nil || pv.Status.Phase != corev1.VolumeAvailable {
+		if node == nil && delayed {
+			continue // the scheduler picks the node first
+		}
+		if !admitted || size.Cmp(want) < 0 || pv.Spec.ClaimRef != nil || pv.Status.Phase != corev1.VolumeAvailable {
 			continue
 		}
 		if VolumeClassOf(pv) != ClassOf(pvc) || !HasModes(pv.Spec.AccessModes, pvc.Spec.AccessModes) {

@@ -59,6 +59,9 @@ func (c *Controller) provision(ctx context.Context, pvc *corev1.PersistentVolume
 	if pvc.Spec.Selector != nil {
 		return errors.New("claim.Spec.Selector is not supported")
 	}
+	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
+		return fmt.Errorf("%s does not support block volume provisioning", Provisioner)
+	}
 	for _, m := range pvc.Spec.AccessModes {
 		if m != corev1.ReadWriteOnce && m != corev1.ReadWriteOncePod {
 			return fmt.Errorf("only support ReadWriteOnce, ReadWriteOncePod access mode")
@@ -105,14 +108,15 @@ func (c *Controller) provision(ctx context.Context, pvc *corev1.PersistentVolume
 }
 
 // awaitNodeReclaim leaves a released local-path volume to the agent of
-// its node, which removes the directory and then the volume. When that
-// node is gone, so is the way to its disk: the volume is Failed, saying so.
-func (c *Controller) awaitNodeReclaim(ctx context.Context, pv *corev1.PersistentVolume) error {
+// its node, which removes the directory and then the volume. While that
+// node is gone, so is the way to its disk: the volume stays Released (the
+// node may come back) and a warning says why at each resync.
+func (c *Controller) awaitNodeReclaim(pv *corev1.PersistentVolume) error {
 	node := localpath.NodeOf(pv)
 	if _, err := c.nodes.Get(node); err == nil || !apierrors.IsNotFound(err) {
 		return err
 	}
-	msg := fmt.Sprintf("node %q of local-path volume %s is gone: its directory %s cannot be removed", node, pv.Name, pv.Spec.HostPath.Path)
-	c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, msg)
-	return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, msg)
+	c.recorder.Eventf(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete,
+		"node %q of local-path volume %s is gone: its directory %s is removed once the node is back", node, pv.Name, pv.Spec.HostPath.Path)
+	return nil
 }

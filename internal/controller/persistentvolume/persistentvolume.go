@@ -49,6 +49,9 @@ const (
 	AnnProvisionedBy      = localpath.AnnProvisionedBy
 	AnnSelectedNode       = "volume.kubernetes.io/selected-node"
 	AnnStorageProvisioner = "volume.kubernetes.io/storage-provisioner"
+	// AnnBetaStorageProvisioner is the older name, which provisioners
+	// built on older libraries read.
+	AnnBetaStorageProvisioner = "volume.beta.kubernetes.io/storage-provisioner"
 )
 
 // Event reasons, as upstream records them.
@@ -60,6 +63,7 @@ const (
 	ReasonProvisioningFailed    = "ProvisioningFailed"
 	ReasonClaimLost             = "ClaimLost"
 	ReasonClaimMisbound         = "ClaimMisbound"
+	ReasonVolumeMismatch        = "VolumeMismatch"
 	ReasonVolumeFailedDelete    = "VolumeFailedDelete"
 	ReasonVolumeDelete          = "VolumeDelete"
 )
@@ -218,22 +222,27 @@ func (c *Controller) syncClaim(ctx context.Context, ns, name string) error {
 	pv, err := c.volume(ctx, pvc.Spec.VolumeName)
 	if apierrors.IsNotFound(err) {
 		if pvc.Annotations[AnnBindCompleted] != "" {
-			c.recorder.Event(pvc, corev1.EventTypeWarning, ReasonClaimLost, "Bound claim has lost its PersistentVolume. Data on the volume is lost!")
-			return c.setClaimPhase(ctx, pvc, corev1.ClaimLost, nil)
+			return c.loseClaim(ctx, pvc, ReasonClaimLost, "Bound claim has lost its PersistentVolume. Data on the volume is lost!")
 		}
-		// Pre-bound to a volume that does not exist (yet).
-		c.recorder.Eventf(pvc, corev1.EventTypeNormal, ReasonFailedBinding, "volume %q not found", pvc.Spec.VolumeName)
+		// Pre-bound to a volume that does not exist (yet): wait quietly.
 		return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
 	}
 	if err != nil {
 		return err
 	}
-	if pv.Spec.ClaimRef == nil || volumematch.BoundToClaim(pv, pvc) {
+	if volumematch.BoundToClaim(pv, pvc) {
+		return c.bind(ctx, pvc, pv.DeepCopy())
+	}
+	if pv.Spec.ClaimRef == nil {
+		// The user named an unclaimed volume: it must fit.
+		if why := volumematch.Mismatch(pv, pvc); why != "" {
+			c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonVolumeMismatch, "Cannot bind to requested volume %q: %s", pv.Name, why)
+			return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
+		}
 		return c.bind(ctx, pvc, pv.DeepCopy())
 	}
 	if pvc.Annotations[AnnBindCompleted] != "" {
-		c.recorder.Event(pvc, corev1.EventTypeWarning, ReasonClaimMisbound, "Two claims are bound to the same volume, this one is bound incorrectly")
-		return c.setClaimPhase(ctx, pvc, corev1.ClaimLost, nil)
+		return c.loseClaim(ctx, pvc, ReasonClaimMisbound, "Two claims are bound to the same volume, this one is bound incorrectly")
 	}
 	c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonFailedBinding, "volume %q already bound to a different claim.", pv.Name)
 	return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
@@ -250,16 +259,11 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 		class = sc
 	}
 	delayed := class != nil && class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
-	nodeName := pvc.Annotations[AnnSelectedNode]
 	var node *corev1.Node
-	if delayed {
-		if nodeName == "" {
-			c.recorder.Event(pvc, corev1.EventTypeNormal, ReasonWaitForFirstConsumer, "waiting for first consumer to be created before binding")
-			return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
-		}
-		n, err := c.nodes.Get(nodeName)
+	if name := pvc.Annotations[AnnSelectedNode]; delayed && name != "" {
+		n, err := c.nodes.Get(name)
 		if err != nil {
-			return fmt.Errorf("selected node %s: %w", nodeName, err)
+			return fmt.Errorf("selected node %s: %w", name, err)
 		}
 		node = n
 	}
@@ -267,24 +271,61 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, pvc *corev1.Persisten
 	if err != nil {
 		return err
 	}
-	if pv := volumematch.Best(pvc, pvs, node); pv != nil {
+	// A volume pre-bound to the claim binds at once, even before the
+	// scheduler has named a node.
+	if pv := volumematch.Best(pvc, pvs, node, delayed); pv != nil {
 		return c.bind(ctx, pvc, pv.DeepCopy())
 	}
+	if delayed && node == nil {
+		c.recorder.Event(pvc, corev1.EventTypeNormal, ReasonWaitForFirstConsumer, "waiting for first consumer to be created before binding")
+		return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
+	}
 	switch {
-	case class != nil && class.Provisioner == Provisioner:
+	case class != nil:
+		// As upstream, the claim names its provisioner, which an external
+		// one waits for.
+		if pvc, err = c.setProvisioner(ctx, pvc, class.Provisioner); err != nil {
+			return err
+		}
+		if class.Provisioner != Provisioner {
+			c.recorder.Eventf(pvc, corev1.EventTypeNormal, ReasonExternalProvisioning,
+				"Waiting for a volume to be created either by the external provisioner '%s' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.", class.Provisioner)
+			break
+		}
 		if err := c.provision(ctx, pvc, class, node); err != nil {
 			c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonProvisioningFailed, "failed to provision volume with StorageClass %q: %v", class.Name, err)
 			return err
 		}
-	case class != nil:
-		c.recorder.Eventf(pvc, corev1.EventTypeNormal, ReasonExternalProvisioning,
-			"Waiting for a volume to be created either by the external provisioner '%s' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.", class.Provisioner)
 	case volumematch.ClassOf(pvc) != "":
 		c.recorder.Eventf(pvc, corev1.EventTypeWarning, ReasonProvisioningFailed, "storageclass.storage.k8s.io %q not found", volumematch.ClassOf(pvc))
 	default:
 		c.recorder.Event(pvc, corev1.EventTypeNormal, ReasonFailedBinding, "no persistent volumes available for this claim and no storage class is set")
 	}
 	return c.setClaimPhase(ctx, pvc, corev1.ClaimPending, nil)
+}
+
+// setProvisioner writes the annotations that name the claim's provisioner
+// (the current and the beta one), unless they are there.
+func (c *Controller) setProvisioner(ctx context.Context, pvc *corev1.PersistentVolumeClaim, provisioner string) (*corev1.PersistentVolumeClaim, error) {
+	if pvc.Annotations[AnnStorageProvisioner] == provisioner && pvc.Annotations[AnnBetaStorageProvisioner] == provisioner {
+		return pvc, nil
+	}
+	pvc = pvc.DeepCopy()
+	setAnnotation(&pvc.ObjectMeta, AnnStorageProvisioner, provisioner)
+	setAnnotation(&pvc.ObjectMeta, AnnBetaStorageProvisioner, provisioner)
+	updated, err := c.client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Update(ctx, pvc, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s/%s provisioner: %w", pvc.Namespace, pvc.Name, err)
+	}
+	return updated, nil
+}
+
+// loseClaim makes a bound claim Lost, with the event only as it becomes so.
+func (c *Controller) loseClaim(ctx context.Context, pvc *corev1.PersistentVolumeClaim, reason, msg string) error {
+	if pvc.Status.Phase != corev1.ClaimLost {
+		c.recorder.Event(pvc, corev1.EventTypeWarning, reason, msg)
+	}
+	return c.setClaimPhase(ctx, pvc, corev1.ClaimLost, nil)
 }
 
 // volume reads a volume from the lister, or from the API when the lister
@@ -396,7 +437,12 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 		case pv.Name:
 			return c.setVolumePhase(ctx, pv, corev1.VolumeBound, "")
 		}
-		// The claim went to another volume: undo our half of the binding.
+		// The claim went to another volume. One provisioned for it is
+		// not needed: release and reclaim it, as upstream.
+		if pv.Annotations[AnnProvisionedBy] != "" && pv.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimDelete {
+			return c.release(ctx, pv)
+		}
+		// Undo our half of the binding; one the user made stays.
 		if pv.Annotations[AnnBoundByController] == "" {
 			return nil
 		}
@@ -408,6 +454,12 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 		return c.setVolumePhase(ctx, pv, corev1.VolumeAvailable, "")
 	}
 	// The claim is gone: release and reclaim.
+	return c.release(ctx, pv)
+}
+
+// release marks a volume whose claim is gone (or bound elsewhere) Released
+// and applies its reclaim policy.
+func (c *Controller) release(ctx context.Context, pv *corev1.PersistentVolume) error {
 	if pv.Status.Phase == corev1.VolumeFailed {
 		return nil
 	}
@@ -425,15 +477,19 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 }
 
 // deleteVolume deletes a released volume with reclaim policy Delete. A
-// local-path volume is its node's to delete (its data is there); no other
-// kind has a deleter here.
+// local-path volume is its node's to delete (its data is there), one of
+// an external provisioner that provisioner's (it watches for Released);
+// other volumes have no deleter here.
 func (c *Controller) deleteVolume(ctx context.Context, pv *corev1.PersistentVolume) error {
-	if !localpath.IsLocalPath(pv) {
-		msg := fmt.Sprintf("error getting deleter volume plugin for volume %q: no deletable volume plugin matched", pv.Name)
-		c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, msg)
-		return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, msg)
+	switch p := pv.Annotations[AnnProvisionedBy]; {
+	case localpath.IsLocalPath(pv):
+		return c.awaitNodeReclaim(pv)
+	case p != "" && !strings.HasPrefix(p, "kubernetes.io/"):
+		return nil
 	}
-	return c.awaitNodeReclaim(ctx, pv)
+	msg := fmt.Sprintf("error getting deleter volume plugin for volume %q: no deletable volume plugin matched", pv.Name)
+	c.recorder.Event(pv, corev1.EventTypeWarning, ReasonVolumeFailedDelete, msg)
+	return c.setVolumePhase(ctx, pv, corev1.VolumeFailed, msg)
 }
 
 // setVolumePhase writes the volume's phase (and message) when it changed.

@@ -149,8 +149,8 @@ func TestProvisioningOnSelectedNode(t *testing.T) {
 }
 
 // A released volume is kept (Retain) or left to its node's agent to
-// delete (Delete); when that node is gone it is Failed, saying why. The
-// controller itself never touches the data.
+// delete (Delete), also while that node is gone. The controller itself
+// never touches the data.
 func TestReleasedVolumeIsRetainedOrLeftToItsNode(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -161,7 +161,8 @@ func TestReleasedVolumeIsRetainedOrLeftToItsNode(t *testing.T) {
 	}{
 		{"retain", corev1.PersistentVolumeReclaimRetain, true, "update persistentvolumes/status", corev1.VolumeReleased},
 		{"delete on a node", corev1.PersistentVolumeReclaimDelete, true, "update persistentvolumes/status", corev1.VolumeReleased},
-		{"delete on a node that is gone", corev1.PersistentVolumeReclaimDelete, false, "update persistentvolumes/status, update persistentvolumes/status", corev1.VolumeFailed},
+		// Released still: the node may come back and its agent reclaim it.
+		{"delete on a node that is gone", corev1.PersistentVolumeReclaimDelete, false, "update persistentvolumes/status", corev1.VolumeReleased},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "v_default_gone")
@@ -195,5 +196,123 @@ func TestReleasedVolumeIsRetainedOrLeftToItsNode(t *testing.T) {
 				t.Errorf("the controller touched the data directory: %v", err)
 			}
 		})
+	}
+}
+
+// A volume pre-bound to a WaitForFirstConsumer claim binds at once: the
+// claim does not wait for a node, nor get a new, empty volume.
+func TestWaitForFirstConsumerClaimTakesItsPreboundVolumeAtOnce(t *testing.T) {
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
+	pv := testVolume("mine", "1Gi")
+	pv.Spec.StorageClassName = DefaultClass
+	pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "data"}
+	c, client, _ := newTestController(t, testClaim(DefaultClass), class, pv)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	pvc, _ := client.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), "data", metav1.GetOptions{})
+	if pvc.Spec.VolumeName != "mine" || pvc.Status.Phase != corev1.ClaimBound {
+		t.Errorf("claim = %+v, want bound to its pre-bound volume", pvc)
+	}
+}
+
+// A claim that names an unclaimed volume in spec.volumeName binds it only
+// if it fits, else waits with VolumeMismatch.
+func TestNamedVolumeMustFitTheClaim(t *testing.T) {
+	pvc := testClaim("manual")
+	pvc.Spec.VolumeName = "small"
+	c, client, rec := newTestController(t, pvc, testVolume("small", "500Mi"))
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes(client); len(got) != 1 || got[0] != "update persistentvolumeclaims/status" {
+		t.Fatalf("writes = %v, want the claim's Pending status only", got)
+	}
+	if e := <-rec.Events; !strings.Contains(e, `VolumeMismatch Cannot bind to requested volume "small": requested PV is too small`) {
+		t.Errorf("event = %q", e)
+	}
+}
+
+// A claim of an external provisioner's class is annotated with it, which
+// is what such a provisioner waits for; its volumes are its to delete.
+func TestExternalProvisionerIsNamedOnTheClaimAndDeletesItsVolumes(t *testing.T) {
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "ebs"}, Provisioner: "ebs.csi.aws.com"}
+	c, client, rec := newTestController(t, testClaim("ebs"), class)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	pvc, _ := client.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), "data", metav1.GetOptions{})
+	if pvc.Annotations[AnnStorageProvisioner] != "ebs.csi.aws.com" || pvc.Annotations[AnnBetaStorageProvisioner] != "ebs.csi.aws.com" {
+		t.Errorf("claim annotations = %v", pvc.Annotations)
+	}
+	if e := <-rec.Events; !strings.Contains(e, ReasonExternalProvisioning) {
+		t.Errorf("event = %q", e)
+	}
+
+	pv := testVolume("pvc-x", "1Gi")
+	pv.Annotations = map[string]string{AnnProvisionedBy: "ebs.csi.aws.com"}
+	pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimDelete
+	pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "gone", UID: "gone-uid"}
+	pv.Status.Phase = corev1.VolumeBound
+	c, client, _ = newTestController(t, pv)
+	if err := c.syncVolume(context.Background(), "pvc-x"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := client.CoreV1().PersistentVolumes().Get(context.Background(), "pvc-x", metav1.GetOptions{})
+	if got.Status.Phase != corev1.VolumeReleased {
+		t.Errorf("external volume phase %s, want Released for its provisioner to delete", got.Status.Phase)
+	}
+}
+
+// A volume provisioned for a claim that then bound another volume is not
+// needed: it is released and reclaimed.
+func TestProvisionedVolumeOfAClaimBoundElsewhereIsReclaimed(t *testing.T) {
+	pvc := testClaim("manual")
+	pvc.Spec.VolumeName = "other"
+	pv := testVolume("spare", "1Gi")
+	pv.Annotations = map[string]string{AnnProvisionedBy: "ebs.csi.aws.com"}
+	pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimDelete
+	pv.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"}
+	pv.Status.Phase = corev1.VolumeBound
+	c, client, _ := newTestController(t, pvc, pv)
+	if err := c.syncVolume(context.Background(), "spare"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := client.CoreV1().PersistentVolumes().Get(context.Background(), "spare", metav1.GetOptions{})
+	if got.Status.Phase != corev1.VolumeReleased {
+		t.Errorf("phase %s, want Released", got.Status.Phase)
+	}
+}
+
+// Lost is announced once, not at every resync.
+func TestClaimLostIsAnnouncedOnce(t *testing.T) {
+	pvc := testClaim("manual")
+	pvc.Spec.VolumeName = "gone"
+	pvc.Annotations = map[string]string{AnnBindCompleted: "yes"}
+	pvc.Status.Phase = corev1.ClaimLost
+	c, _, rec := newTestController(t, pvc)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Events) != 0 {
+		t.Errorf("event again for a claim already Lost: %q", <-rec.Events)
+	}
+}
+
+func TestLocalPathRefusesBlockVolumes(t *testing.T) {
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
+	pvc := testClaim(DefaultClass)
+	block := corev1.PersistentVolumeBlock
+	pvc.Spec.VolumeMode = &block
+	pvc.Annotations = map[string]string{AnnSelectedNode: "n1"}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	c, _, rec := newTestController(t, pvc, class, node)
+	if err := c.syncClaim(context.Background(), "default", "data"); err == nil {
+		t.Fatal("a block claim was provisioned")
+	}
+	if e := <-rec.Events; !strings.Contains(e, "ProvisioningFailed") || !strings.Contains(e, "does not support block volume provisioning") {
+		t.Errorf("event = %q", e)
 	}
 }
