@@ -256,6 +256,39 @@ func TestRollingUpdateReplacesMaxUnavailableAtATime(t *testing.T) {
 	}
 }
 
+// An unavailable old pod is replaced at once but counts against
+// maxUnavailable: with one of three nodes down, no available pod goes.
+func TestRollingUpdateCountsUnavailableOldPods(t *testing.T) {
+	old := daemonSet("v1")
+	ds := daemonSet("v2")
+	ds.Generation = 2
+	down := podOn(old, "a", "pa")
+	down.Status.Conditions[0].Status = corev1.ConditionFalse
+	f := newFixture(t, ds, node("a"), node("b"), node("c"), down, podOn(old, "b", "pb"), podOn(old, "c", "pc"))
+	f.sync(t)
+	if got := f.deleted(); !slices.Equal(got, []string{"pa"}) {
+		t.Errorf("deleted %v, want only the unavailable pa (maxUnavailable 1)", got)
+	}
+}
+
+// An old pod on a node the DaemonSet no longer schedules to, but keeps
+// running on (a NoSchedule taint came), is replaced by nothing.
+func TestRollingUpdateRemovesOldPodsOnNodesNoLongerScheduled(t *testing.T) {
+	old := daemonSet("v1")
+	ds := daemonSet("v2")
+	ds.Generation = 2
+	cur := podOn(ds, "a", "pa")
+	f := newFixture(t, ds, node("a"), node("tainted", corev1.Taint{Key: "gpu", Effect: corev1.TaintEffectNoSchedule}),
+		cur, podOn(old, "tainted", "pt"))
+	f.sync(t)
+	if got := f.deleted(); !slices.Equal(got, []string{"pt"}) {
+		t.Errorf("deleted %v, want the old pod on the tainted node", got)
+	}
+	if len(f.created("pods")) != 0 {
+		t.Error("a pod was made for the tainted node")
+	}
+}
+
 func TestRollingUpdateWithSurgeStartsNewPodsFirst(t *testing.T) {
 	old := daemonSet("v1")
 	ds := daemonSet("v2")

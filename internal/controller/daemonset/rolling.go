@@ -61,8 +61,8 @@ func updatedAndOld(ds *appsv1.DaemonSet, pods []*corev1.Pod, hash string) (cur, 
 
 // rollingUpdate replaces old pods on the nodes that should run the
 // DaemonSet, as Kubernetes' rollingUpdate: without surge it deletes old
-// pods (an unavailable one always, available ones while fewer than
-// maxUnavailable nodes lack an available pod) and manage makes their
+// pods (an unavailable one always, counting it, and available ones while
+// fewer than maxUnavailable nodes lack an available pod) and manage makes their
 // replacements; with surge it starts new pods beside old ones (up to
 // maxSurge at a time) and deletes the old once the new is available.
 func (c *Controller) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, nodes []*corev1.Node, byNode map[string][]*corev1.Pod, hash string) error {
@@ -77,9 +77,12 @@ func (c *Controller) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, no
 	available := func(p *corev1.Pod) bool { return podAvailable(p, ds.Spec.MinReadySeconds, now) }
 
 	if maxSurge == 0 {
+		// Every node with a daemon pod, as upstream: an old pod on a node
+		// the DaemonSet no longer schedules to (but keeps running on) is
+		// replaced by nothing.
 		unavailable := 0
 		var replace, candidates []*corev1.Pod
-		for _, pods := range eligible {
+		for _, pods := range byNode {
 			cur, old, ok := updatedAndOld(ds, pods, hash)
 			switch {
 			case !ok, cur == nil && old == nil, cur != nil && old != nil:
@@ -89,7 +92,10 @@ func (c *Controller) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, no
 					unavailable++
 				}
 			case !available(old):
-				replace = append(replace, old) // costs nothing to replace
+				// Replacing it costs no availability, but the node stays
+				// unavailable meanwhile: it counts.
+				replace = append(replace, old)
+				unavailable++
 			case unavailable < maxUnavailable:
 				candidates = append(candidates, old)
 			}

@@ -262,10 +262,11 @@ func (h *History) Delete(ctx context.Context, rev *appsv1.ControllerRevision) er
 
 // Prune deletes the oldest of old (the owner's revisions but the
 // current one) that live does not protect, until at most limit are
-// left. live is true for a revision some pod still runs.
+// left. live is true for a revision some pod still runs. A negative
+// limit (a StatefulSet's may be) keeps them all, as upstream.
 func (h *History) Prune(ctx context.Context, old []*appsv1.ControllerRevision, limit int, live func(*appsv1.ControllerRevision) bool) error {
 	excess := len(old) - limit
-	if excess <= 0 {
+	if limit < 0 || excess <= 0 {
 		return nil
 	}
 	old = slices.Clone(old)

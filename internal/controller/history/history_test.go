@@ -175,6 +175,14 @@ func TestPruneDeletesOldestUnusedBeyondTheLimit(t *testing.T) {
 	if strings.Join(names, ",") != "fluentd-h1,fluentd-h4,fluentd-h5" {
 		t.Errorf("left %v", names)
 	}
+
+	// A negative limit keeps every revision.
+	if err := h.Prune(context.Background(), revs, -1, func(*appsv1.ControllerRevision) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := client.AppsV1().ControllerRevisions("kube-system").List(context.Background(), metav1.ListOptions{}); len(after.Items) != 3 {
+		t.Errorf("a negative limit pruned: %d left, want 3", len(after.Items))
+	}
 }
 
 func TestRenumberMakesARevisionTheNewest(t *testing.T) {

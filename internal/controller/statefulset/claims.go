@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -128,18 +129,28 @@ func setRetentionOwners(set *appsv1.StatefulSet, pod *corev1.Pod, claim *corev1.
 	// take the claim; the pod owns it once scaled away under whenScaled=Delete.
 	setOwns := policy.WhenDeleted == del && !(scaledDown && policy.WhenScaled == del)
 	podOwns := policy.WhenScaled == del && scaledDown && pod.UID != ""
-	changed := owner(claim, setOwns, metav1.OwnerReference{
-		APIVersion: controllerKind.GroupVersion().String(), Kind: controllerKind.Kind, Name: set.Name, UID: set.UID})
-	return owner(claim, podOwns, metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}) || changed
+	if c := metav1.GetControllerOfNoCopy(claim); c != nil && c.UID != set.UID && c.UID != pod.UID {
+		// Another controller's claim: ours go, none is added on top.
+		setOwns, podOwns = false, false
+	}
+	changed := owner(claim, setOwns, *metav1.NewControllerRef(set, controllerKind))
+	return owner(claim, podOwns, *metav1.NewControllerRef(pod, podKind)) || changed
 }
 
-// owner adds or removes ref among the claim's ownerReferences, and says
-// whether that changed them.
+var podKind = corev1.SchemeGroupVersion.WithKind("Pod")
+
+// owner adds ref among the claim's ownerReferences (as a controller, as
+// upstream's addControllerRef, replacing a plain one to the same owner)
+// or removes it, and says whether that changed them.
 func owner(claim *corev1.PersistentVolumeClaim, want bool, ref metav1.OwnerReference) bool {
 	i := slices.IndexFunc(claim.OwnerReferences, func(r metav1.OwnerReference) bool { return r.UID == ref.UID })
 	switch {
 	case want && i < 0 && ref.UID != "":
 		claim.OwnerReferences = append(claim.OwnerReferences, ref)
+		return true
+	case want && i >= 0 && !equality.Semantic.DeepEqual(claim.OwnerReferences[i], ref):
+		claim.OwnerReferences = slices.Clone(claim.OwnerReferences)
+		claim.OwnerReferences[i] = ref
 		return true
 	case !want && i >= 0:
 		claim.OwnerReferences = slices.Delete(slices.Clone(claim.OwnerReferences), i, i+1)

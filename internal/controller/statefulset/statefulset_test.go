@@ -356,6 +356,19 @@ func TestMaxUnavailablePercentageRoundsDown(t *testing.T) {
 	}
 }
 
+// A claim another controller owns keeps that owner and gets none of ours.
+func TestRetentionLeavesAnotherControllersClaimAlone(t *testing.T) {
+	set := webSet(2)
+	set.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(set, 0), UID: "pod-uid"}}
+	theirs := metav1.OwnerReference{APIVersion: "example.com/v1", Kind: "Database", Name: "db", UID: "db-uid", Controller: new(true)}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{theirs}}}
+	if setRetentionOwners(set, pod, claim) || len(claim.OwnerReferences) != 1 || claim.OwnerReferences[0].UID != "db-uid" {
+		t.Errorf("owners %+v, want only the Database", claim.OwnerReferences)
+	}
+}
+
 func TestRevisionIsNamedByDataHashAndCurrentOnceAllUpdated(t *testing.T) {
 	set := webSet(1)
 	f := newFixture(t, set)
@@ -406,6 +419,9 @@ func TestRetentionPolicyOwnerReferences(t *testing.T) {
 		var got []string
 		for _, r := range claim.OwnerReferences {
 			got = append(got, r.Kind)
+			if r.Controller == nil || !*r.Controller || r.BlockOwnerDeletion == nil || !*r.BlockOwnerDeletion {
+				t.Errorf("whenDeleted=%s whenScaled=%s ordinal %d: %s ref %+v is not a controller ref", tc.whenDeleted, tc.whenScaled, tc.ordinal, r.Kind, r)
+			}
 		}
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("whenDeleted=%s whenScaled=%s ordinal %d: owners %v, want %v", tc.whenDeleted, tc.whenScaled, tc.ordinal, got, tc.want)
