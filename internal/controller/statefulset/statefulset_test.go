@@ -235,14 +235,29 @@ func TestScaleDownDeletesHighestOrdinalOnly(t *testing.T) {
 	rev := revisionFor(t, set, 1)
 	f := newFixture(t, set, rev, runningPod(t, set, rev, 0, true), runningPod(t, set, rev, 1, true), runningPod(t, set, rev, 2, true))
 	f.sync(t)
-	var deleted []string
-	for _, w := range f.writes() {
-		if len(w) > 12 && w[:12] == "delete pods " {
-			deleted = append(deleted, w[12:])
-		}
-	}
-	if !slices.Equal(deleted, []string{"web-2"}) {
+	if deleted := f.deletedPods(); !slices.Equal(deleted, []string{"web-2"}) {
 		t.Fatalf("deleted %v, want [web-2]", deleted)
+	}
+}
+
+// OrderedReady scales down only an available pod (minReadySeconds past
+// its readiness), unless it is the first unhealthy one.
+func TestOrderedScaleDownWaitsForTheCondemnedPodToBeAvailable(t *testing.T) {
+	set := webSet(2)
+	set.Spec.MinReadySeconds = 10
+	rev := revisionFor(t, set, 1)
+	notReady := runningPod(t, set, rev, 2, false)
+	justReady := runningPod(t, set, rev, 3, true)
+	justReady.Status.Conditions[0].LastTransitionTime = metav1.NewTime(t0.Add(-time.Second))
+	longReady := func(ordinal int) *corev1.Pod {
+		p := runningPod(t, set, rev, ordinal, true)
+		p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(t0.Add(-time.Hour))
+		return p
+	}
+	f := newFixture(t, set, rev, longReady(0), longReady(1), notReady, justReady)
+	f.sync(t)
+	if deleted := f.deletedPods(); len(deleted) != 0 {
+		t.Fatalf("deleted %v while web-3 is not yet available and web-2 is the first unhealthy; writes %v", deleted, f.writes())
 	}
 }
 

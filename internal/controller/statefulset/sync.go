@@ -159,8 +159,8 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, cur, u
 			}
 			continue
 		}
-		if !runningAndReady(p) && s.monotonic && p != firstUnhealthy {
-			return status, nil // waiting for it to be Running and Ready before scaling down
+		if !available(p, set.Spec.MinReadySeconds, now) && s.monotonic && p != firstUnhealthy {
+			return status, nil // waiting for it to be Running and available before scaling down
 		}
 		if err := s.deletePod(ctx, p); err != nil {
 			return status, err
@@ -209,11 +209,10 @@ func (s *syncStep) newPod(ordinal int) *corev1.Pod {
 func (s *syncStep) processReplica(ctx context.Context, replicas []*corev1.Pod, i int, healthy func(*corev1.Pod) bool) (bool, error) {
 	p := replicas[i]
 	if finished(p) {
-		// A failed or succeeded pod is deleted; the next sync, once it is
+		// A failed or succeeded pod is deleted (SuccessfulDelete is the
+		// only event, as upstream since 1.30); the next sync, once it is
 		// gone, makes it again with the same name and claims.
 		if !terminating(p) {
-			s.c.recorder.Eventf(s.set, corev1.EventTypeWarning, "RecreatingFailedPod",
-				"StatefulSet %s/%s is recreating failed Pod %s", s.set.Namespace, s.set.Name, p.Name)
 			if err := s.deletePod(ctx, p); err != nil {
 				return true, err
 			}
