@@ -36,6 +36,7 @@ func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, select
 	}
 	var mine []*corev1.Pod
 	var errs []error
+	canAdopt := c.canAdopt(ctx, ds)
 	for _, p := range all {
 		ref := metav1.GetControllerOfNoCopy(p)
 		matches := selector.Matches(labels.Set(p.Labels))
@@ -47,6 +48,10 @@ func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, select
 				errs = append(errs, err)
 			}
 		case ref == nil && matches && p.DeletionTimestamp == nil:
+			if err := canAdopt(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			err := c.patchOwner(ctx, p, metav1.NewControllerRef(ds, controllerKind))
 			switch {
 			case err == nil:
@@ -57,6 +62,15 @@ func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, select
 		}
 	}
 	return mine, errors.Join(errs...)
+}
+
+// canAdopt checks, once, that the DaemonSet read afresh is still this one
+// and not being deleted: the cache may be behind a delete with orphaning,
+// whose released pods and revisions must not be taken back.
+func (c *Controller) canAdopt(ctx context.Context, ds *appsv1.DaemonSet) func() error {
+	return history.OwnerCheck(ds, func() (metav1.Object, error) {
+		return c.client.AppsV1().DaemonSets(ds.Namespace).Get(ctx, ds.Name, metav1.GetOptions{})
+	})
 }
 
 // patchOwner adds or (with a $patch: delete entry) removes a pod's owner

@@ -21,7 +21,7 @@ import (
 // renumbered to be the newest, and the others (Kubernetes'
 // constructHistory).
 func (c *Controller) revisions(ctx context.Context, ds *appsv1.DaemonSet, selector labels.Selector) (cur *appsv1.ControllerRevision, old []*appsv1.ControllerRevision, err error) {
-	all, err := c.history.List(ctx, ds, controllerKind, selector)
+	all, err := c.history.List(ctx, ds, controllerKind, selector, c.canAdopt(ctx, ds))
 	if err != nil {
 		return nil, nil, err
 	}

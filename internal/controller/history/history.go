@@ -22,6 +22,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -167,8 +168,12 @@ type History struct {
 
 // List returns owner's revisions: those it controls, and orphans its
 // selector matches, which it adopts (as the ControllerRevision
-// ControllerRefManager). Revisions of another controller are left alone.
-func (h *History) List(ctx context.Context, owner metav1.Object, kind schema.GroupVersionKind, selector labels.Selector) ([]*appsv1.ControllerRevision, error) {
+// ControllerRefManager) once canAdopt, asked before the first adoption,
+// has confirmed with a fresh read that the owner is still there and not
+// being deleted (an informer behind a delete with orphaning would
+// otherwise take back what the garbage collector just released).
+// Revisions of another controller are left alone.
+func (h *History) List(ctx context.Context, owner metav1.Object, kind schema.GroupVersionKind, selector labels.Selector, canAdopt func() error) ([]*appsv1.ControllerRevision, error) {
 	all, err := h.Lister.ControllerRevisions(owner.GetNamespace()).List(labels.Everything())
 	if err != nil {
 		return nil, err
@@ -180,6 +185,9 @@ func (h *History) List(ctx context.Context, owner metav1.Object, kind schema.Gro
 		case ref != nil && ref.UID == owner.GetUID():
 			out = append(out, r)
 		case ref == nil && selector.Matches(labels.Set(r.Labels)) && r.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
+			if err := canAdopt(); err != nil {
+				return nil, err
+			}
 			adopted, err := h.adopt(ctx, owner, kind, r)
 			if apierrors.IsNotFound(err) {
 				continue
@@ -191,6 +199,22 @@ func (h *History) List(ctx context.Context, owner metav1.Object, kind schema.Gro
 		}
 	}
 	return out, nil
+}
+
+// OwnerCheck returns a canAdopt for List (and for adopting pods): once,
+// at its first call, it reads the owner afresh with get and fails if the
+// owner is gone, replaced by another of the same name, or being deleted.
+func OwnerCheck(owner metav1.Object, get func() (metav1.Object, error)) func() error {
+	return sync.OnceValue(func() error {
+		fresh, err := get()
+		if err != nil {
+			return err
+		}
+		if fresh.GetUID() != owner.GetUID() || fresh.GetDeletionTimestamp() != nil {
+			return fmt.Errorf("%s/%s changed: not adopting", owner.GetNamespace(), owner.GetName())
+		}
+		return nil
+	})
 }
 
 func (h *History) adopt(ctx context.Context, owner metav1.Object, kind schema.GroupVersionKind, r *appsv1.ControllerRevision) (*appsv1.ControllerRevision, error) {

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -145,7 +146,18 @@ func TestListAdoptsOrphansAndSkipsOthers(t *testing.T) {
 	theirs := New(&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "kube-system", UID: "other"}}, dsKind,
 		map[string]string{"name": "fluentd"}, nil, []byte("3"), "c", 1)
 	h, client := newHistory(t, mine, orphan, theirs)
-	got, err := h.List(context.Background(), ds, dsKind, labels.SelectorFromSet(labels.Set{"name": "fluentd"}))
+	selector := labels.SelectorFromSet(labels.Set{"name": "fluentd"})
+
+	// An owner that a fresh read says is going adopts nothing.
+	gone := errors.New("daemonset kube-system/fluentd changed: not adopting")
+	if _, err := h.List(context.Background(), ds, dsKind, selector, func() error { return gone }); !errors.Is(err, gone) {
+		t.Fatalf("List with a failing owner check: %v", err)
+	}
+	if r, _ := client.AppsV1().ControllerRevisions("kube-system").Get(context.Background(), orphan.Name, metav1.GetOptions{}); len(r.OwnerReferences) != 0 {
+		t.Fatalf("orphan adopted by an owner being deleted: %+v", r.OwnerReferences)
+	}
+
+	got, err := h.List(context.Background(), ds, dsKind, selector, func() error { return nil })
 	if err != nil || len(got) != 2 {
 		t.Fatalf("listed %d, err %v", len(got), err)
 	}
@@ -199,5 +211,23 @@ func TestDataHashDependsOnDataAndCollisionCount(t *testing.T) {
 	a, b, c := DataHash([]byte("a"), nil), DataHash([]byte("b"), nil), DataHash([]byte("a"), &one)
 	if a == b || a == c || a != DataHash([]byte("a"), nil) {
 		t.Errorf("hashes %s %s %s", a, b, c)
+	}
+}
+
+func TestOwnerCheckReadsOnceAndRefusesAGoingOrNewOwner(t *testing.T) {
+	ds := owner()
+	reads := 0
+	check := OwnerCheck(ds, func() (metav1.Object, error) { reads++; return ds, nil })
+	if check() != nil || check() != nil || reads != 1 {
+		t.Errorf("a live owner: reads %d, want 1 and no error", reads)
+	}
+	going := ds.DeepCopy()
+	going.DeletionTimestamp = &metav1.Time{}
+	other := ds.DeepCopy()
+	other.UID = "new"
+	for _, fresh := range []*appsv1.DaemonSet{going, other} {
+		if err := OwnerCheck(ds, func() (metav1.Object, error) { return fresh, nil })(); err == nil {
+			t.Errorf("owner %+v: adoption allowed", fresh.ObjectMeta)
+		}
 	}
 }

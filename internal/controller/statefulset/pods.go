@@ -220,6 +220,7 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 	}
 	var out []*corev1.Pod
 	var errs []error
+	canAdopt := c.canAdopt(ctx, set)
 	for _, pod := range all {
 		matches := selector.Matches(labels.Set(pod.Labels)) && isMemberOf(set, pod)
 		ref := metav1.GetControllerOfNoCopy(pod)
@@ -236,7 +237,7 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 				errs = append(errs, fmt.Errorf("release pod %s: %w", pod.Name, err))
 			}
 		case matches && set.DeletionTimestamp == nil && pod.DeletionTimestamp == nil:
-			adopted, err := c.adopt(ctx, set, pod)
+			adopted, err := c.adopt(ctx, set, pod, canAdopt)
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -250,15 +251,19 @@ func (c *Controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, sel
 	return out, errors.Join(errs...)
 }
 
-// adopt makes the set the orphan's controller, checking first (uncached)
-// that the set is still the one we saw.
-func (c *Controller) adopt(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod) (*corev1.Pod, error) {
-	fresh, err := c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
-	if err != nil {
+// canAdopt checks, once, that the set read afresh is still this one and
+// not being deleted: the cache may be behind a delete with orphaning,
+// whose released pods and revisions must not be taken back.
+func (c *Controller) canAdopt(ctx context.Context, set *appsv1.StatefulSet) func() error {
+	return history.OwnerCheck(set, func() (metav1.Object, error) {
+		return c.client.AppsV1().StatefulSets(set.Namespace).Get(ctx, set.Name, metav1.GetOptions{})
+	})
+}
+
+// adopt makes the set the orphan's controller once canAdopt agrees.
+func (c *Controller) adopt(ctx context.Context, set *appsv1.StatefulSet, pod *corev1.Pod, canAdopt func() error) (*corev1.Pod, error) {
+	if err := canAdopt(); err != nil {
 		return nil, err
-	}
-	if fresh.UID != set.UID || fresh.DeletionTimestamp != nil {
-		return nil, fmt.Errorf("statefulset %s changed: not adopting", setKey(set))
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"ownerReferences": []metav1.OwnerReference{*metav1.NewControllerRef(set, controllerKind)},

@@ -165,7 +165,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	revs, err := c.history.List(ctx, set, controllerKind, selector)
+	revs, err := c.history.List(ctx, set, controllerKind, selector, c.canAdopt(ctx, set))
 	if err != nil {
 		return fmt.Errorf("list revisions: %w", err)
 	}
