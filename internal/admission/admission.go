@@ -3,8 +3,9 @@
 // terminating namespaces), the ServiceAccount plugin (a pod's service
 // account and its API credentials volume), and the allocation of Service
 // cluster IPs and node ports, PodPreset injection (podpreset.go), the
-// default StorageClass of claims (storageclass.go) and the protection
-// finalizers of claims and volumes (storageprotection.go).
+// default StorageClass of claims (storageclass.go), which claims may grow
+// (resize.go) and the protection finalizers of claims and volumes
+// (storageprotection.go).
 package admission
 
 import (
@@ -75,8 +76,15 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 	if op == apiserver.Create {
 		protectStorage(obj)
 	}
-	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && op == apiserver.Create {
-		return c.defaultStorageClass(ctx, pvc)
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		switch op {
+		case apiserver.Create:
+			return c.defaultStorageClass(ctx, pvc)
+		case apiserver.Update:
+			if old, ok := old.(*corev1.PersistentVolumeClaim); ok {
+				return c.claimResize(ctx, pvc, old)
+			}
+		}
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		var oldSvc *corev1.Service
