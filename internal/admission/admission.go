@@ -66,8 +66,16 @@ func (c *Chain) Admit(ctx context.Context, op apiserver.Operation, r *registry.R
 	}
 	if pod, ok := obj.(*corev1.Pod); ok && op == apiserver.Create {
 		// In kube-apiserver's order: PodPreset, then ServiceAccount.
-		if err := c.podPresets.admit(ctx, pod); err != nil {
+		applied, err := c.podPresets.admit(ctx, pod)
+		if err != nil {
 			return err
+		}
+		// The pod was validated before admission; what presets added is
+		// validated now, as kube-apiserver validates after mutation.
+		if applied && r.Validate != nil {
+			if errs := r.Validate(pod); len(errs) > 0 {
+				return apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, pod.Name, errs)
+			}
 		}
 		if err := c.serviceAccounts.admit(ctx, pod); err != nil {
 			return err

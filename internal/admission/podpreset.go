@@ -51,16 +51,16 @@ func (p *podPresets) recorder() EventRecorder {
 	return p.rec
 }
 
-func (p *podPresets) admit(ctx context.Context, pod *corev1.Pod) error {
+func (p *podPresets) admit(ctx context.Context, pod *corev1.Pod) (applied bool, err error) {
 	if pod.Annotations[presetExcludeAnnotation] == "true" {
-		return nil
+		return false, nil
 	}
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return nil
+		return false, nil
 	}
 	res, err := p.store.List(ctx, "/registry/settings.k8s.io/podpresets/"+pod.Namespace+"/", store.ListOptions{})
 	if err != nil {
-		return err
+		return false, err
 	}
 	var matching []*settingsv1alpha1.PodPreset
 	for _, obj := range res.Items {
@@ -75,7 +75,7 @@ func (p *podPresets) admit(ctx context.Context, pod *corev1.Pod) error {
 		matching = append(matching, pp)
 	}
 	if len(matching) == 0 {
-		return nil
+		return false, nil
 	}
 	sort.Slice(matching, func(i, j int) bool { return matching[i].Name < matching[j].Name })
 	merged, err := applyPresets(pod, matching)
@@ -88,10 +88,10 @@ func (p *podPresets) admit(ctx context.Context, pod *corev1.Pod) error {
 			rec.Eventf(pod, corev1.EventTypeWarning, PodPresetConflict,
 				"Pod presets %s were not applied: %v", strings.Join(names, ", "), err)
 		}
-		return nil
+		return false, nil
 	}
 	*pod = *merged
-	return nil
+	return true, nil
 }
 
 // applyPresets returns the pod with every preset applied, or the first

@@ -1,11 +1,16 @@
 package admission
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiff-sh/skiff/internal/apiserver"
 
 	settingsv1alpha1 "github.com/skiff-sh/skiff/pkg/apis/settings/v1alpha1"
 )
@@ -75,5 +80,21 @@ func TestAnyConflictAppliesNoPreset(t *testing.T) {
 		if _, err := applyPresets(presetPod(), presets); err == nil {
 			t.Errorf("%s: no conflict found", name)
 		}
+	}
+}
+
+// What a preset adds is validated with the pod, as kube-apiserver
+// validates after mutating admission: a preset stored without validation
+// (by an older server, or straight into etcd) cannot make an invalid pod.
+func TestAPodMadeInvalidByAPresetIsRefused(t *testing.T) {
+	chain, st := newChain()
+	bad := preset("bad", settingsv1alpha1.PodPresetSpec{Env: []corev1.EnvVar{{Name: "1=bad", Value: "x"}}})
+	bad.Namespace = "default"
+	st.objects["/registry/settings.k8s.io/podpresets/default/bad"] = bad
+	st.lists = map[string][]runtime.Object{"/registry/settings.k8s.io/podpresets/default/": {bad}}
+	pod := newPod(func(p *corev1.Pod) { p.Labels = map[string]string{"role": "frontend"} })
+	err := chain.Admit(context.Background(), apiserver.Create, podsResource, pod, nil)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "env[0].name") {
+		t.Fatalf("error = %v, want 422 naming the injected env var", err)
 	}
 }

@@ -28,6 +28,8 @@ type fakeStore struct {
 	gets    map[string]int
 	// onGet, when set, runs before each read.
 	onGet func(key string, n int)
+	// lists are what List returns, by prefix.
+	lists map[string][]runtime.Object
 }
 
 func newFakeStore(objects map[string]runtime.Object) *fakeStore {
@@ -49,7 +51,9 @@ func (f *fakeStore) Get(ctx context.Context, key string) (runtime.Object, error)
 }
 
 func (f *fakeStore) List(ctx context.Context, prefix string, opts store.ListOptions) (*store.ListResult, error) {
-	return &store.ListResult{}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &store.ListResult{Items: f.lists[prefix]}, nil
 }
 
 func serviceAccount(name string, edit func(*corev1.ServiceAccount)) *corev1.ServiceAccount {
