@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -146,8 +147,12 @@ func (v *volumeBinding) filter(pv podVolumes, node *corev1.Node) string {
 			continue
 		}
 		// A provisioner can make one (the no-provisioner class of local
-		// volumes cannot).
-		if p := pv.classes[volumematch.ClassOf(pvc)].Provisioner; p == "" || p == "kubernetes.io/no-provisioner" {
+		// volumes cannot), on a node of the class's allowed topologies.
+		class := pv.classes[volumematch.ClassOf(pvc)]
+		if p := class.Provisioner; p == "" || p == "kubernetes.io/no-provisioner" {
+			return reasonBindConflict
+		}
+		if !allowedTopology(class.AllowedTopologies, node) {
 			return reasonBindConflict
 		}
 	}
@@ -204,4 +209,33 @@ func (v *volumeBinding) prebind(ctx context.Context, pod *corev1.Pod, node strin
 		case <-changed:
 		}
 	}
+}
+
+// allowedTopology reports whether node's labels match one of a class's
+// allowed topologies (none: every node), as MatchTopologySelectorTerms.
+func allowedTopology(terms []corev1.TopologySelectorTerm, node *corev1.Node) bool {
+	if len(terms) == 0 {
+		return true
+	}
+	for _, t := range terms {
+		if topologyTermMatches(t, node.Labels) {
+			return true
+		}
+	}
+	return false
+}
+
+// topologyTermMatches: every expression holds; an empty term selects
+// nothing.
+func topologyTermMatches(t corev1.TopologySelectorTerm, nodeLabels map[string]string) bool {
+	if len(t.MatchLabelExpressions) == 0 {
+		return false
+	}
+	for _, e := range t.MatchLabelExpressions {
+		v, ok := nodeLabels[e.Key]
+		if !ok || !slices.Contains(e.Values, v) {
+			return false
+		}
+	}
+	return true
 }

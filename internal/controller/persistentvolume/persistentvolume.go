@@ -354,7 +354,8 @@ func (c *Controller) bind(ctx context.Context, pvc *corev1.PersistentVolumeClaim
 		}
 	}
 	if pv.Status.Phase != corev1.VolumeBound {
-		pv.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumeBound}
+		now := metav1.Now()
+		pv.Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumeBound, LastPhaseTransitionTime: &now}
 		if pv, err = c.client.CoreV1().PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("volume %s status: %w", pv.Name, err)
 		}
