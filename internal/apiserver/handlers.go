@@ -661,6 +661,11 @@ func (s *Server) prepareUpdate(q *request, cur, want runtime.Object, sub string)
 	if err := s.validate(q, obj, cur); err != nil {
 		return nil, err
 	}
+	if sub == "status" && q.res.ValidateStatus != nil {
+		if errs := q.res.ValidateStatus(obj, cur); len(errs) > 0 {
+			return nil, s.invalid(q, m.GetName(), errs)
+		}
+	}
 	if s.cfg.Admission != nil {
 		if err := s.cfg.Admission.Admit(q.ctx, Update, q.res, obj, cur); err != nil {
 			return nil, err

@@ -25,6 +25,7 @@ func daemonsets() *Resource {
 		New:                  func() runtime.Object { return &appsv1.DaemonSet{} },
 		NewList:              func() runtime.Object { return &appsv1.DaemonSetList{} },
 		Status:               true,
+		ValidateStatus:       validateDaemonSetStatus,
 		Default:              func(obj runtime.Object) { defaultDaemonSet(obj.(*appsv1.DaemonSet)) },
 		PrepareForCreate: func(obj runtime.Object) {
 			ds := obj.(*appsv1.DaemonSet)

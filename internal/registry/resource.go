@@ -46,6 +46,9 @@ type Resource struct {
 	// ValidateUpdate checks an update, including immutable fields. Nil: only
 	// Validate runs.
 	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// ValidateStatus checks a write to /status against the stored object.
+	// Nil: only metadata is checked.
+	ValidateStatus func(obj, old runtime.Object) field.ErrorList
 	// Fields returns the selectable fields beyond metadata.name and
 	// metadata.namespace, e.g. spec.nodeName for pods. Nil: none.
 	Fields func(obj runtime.Object) fields.Set

@@ -24,6 +24,7 @@ func statefulsets() *Resource {
 		New:                  func() runtime.Object { return &appsv1.StatefulSet{} },
 		NewList:              func() runtime.Object { return &appsv1.StatefulSetList{} },
 		Status:               true,
+		ValidateStatus:       validateStatefulSetStatus,
 		Scale: &ScaleAccess{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				s := obj.(*appsv1.StatefulSet)

@@ -115,3 +115,30 @@ func TestStatefulSetTableShowsReadyOfDesired(t *testing.T) {
 		t.Errorf("Ready = %v, want 1/3", got)
 	}
 }
+
+// A status write is checked as kube-apiserver checks it: counts at least
+// 0 and within status.replicas, available within ready, and a collision
+// count that never goes down.
+func TestStatefulSetStatusWritesAreValidated(t *testing.T) {
+	r := statefulsets()
+	old := &appsv1.StatefulSet{Status: appsv1.StatefulSetStatus{Replicas: 3, CollisionCount: new(int32(2))}}
+	for _, tc := range []struct {
+		name   string
+		status appsv1.StatefulSetStatus
+		want   string // the field in error; "" for none
+	}{
+		{"consistent", appsv1.StatefulSetStatus{Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 2, CollisionCount: new(int32(2))}, ""},
+		{"negative", appsv1.StatefulSetStatus{Replicas: -1, CollisionCount: new(int32(2))}, "status.replicas"},
+		{"more ready than replicas", appsv1.StatefulSetStatus{Replicas: 1, ReadyReplicas: 2, CollisionCount: new(int32(2))}, "status.readyReplicas"},
+		{"more available than ready", appsv1.StatefulSetStatus{Replicas: 3, ReadyReplicas: 1, AvailableReplicas: 2, CollisionCount: new(int32(2))}, "status.availableReplicas"},
+		{"collision count lowered", appsv1.StatefulSetStatus{Replicas: 3, CollisionCount: new(int32(1))}, "status.collisionCount"},
+	} {
+		errs := r.ValidateStatus(&appsv1.StatefulSet{Status: tc.status}, old)
+		switch {
+		case tc.want == "" && len(errs) > 0:
+			t.Errorf("%s: %v", tc.name, errs)
+		case tc.want != "" && (len(errs) == 0 || errs[0].Field != tc.want):
+			t.Errorf("%s: errors %v, want one on %s", tc.name, errs, tc.want)
+		}
+	}
+}
