@@ -23,6 +23,7 @@ func deployments() *Resource {
 		New:                  func() runtime.Object { return &appsv1.Deployment{} },
 		NewList:              func() runtime.Object { return &appsv1.DeploymentList{} },
 		Status:               true,
+		ValidateStatus:       validateDeploymentStatus,
 		Scale: &ScaleAccess{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				d := obj.(*appsv1.Deployment)

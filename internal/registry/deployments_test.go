@@ -346,3 +346,20 @@ func TestWorkloadAndClusterTablesHaveOneCellPerColumn(t *testing.T) {
 		})
 	}
 }
+
+func TestDeploymentAndReplicaSetStatusWritesAreValidated(t *testing.T) {
+	d := deployments()
+	oldD := &appsv1.Deployment{Status: appsv1.DeploymentStatus{CollisionCount: new(int32(1))}}
+	if errs := d.ValidateStatus(&appsv1.Deployment{Status: appsv1.DeploymentStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 1, CollisionCount: new(int32(1))}}, oldD); len(errs) > 0 {
+		t.Errorf("a consistent deployment status: %v", errs)
+	}
+	errs := d.ValidateStatus(&appsv1.Deployment{Status: appsv1.DeploymentStatus{Replicas: 1, UpdatedReplicas: 2}}, oldD)
+	if len(errs) != 2 || errs[0].Field != "status.updatedReplicas" || errs[1].Field != "status.collisionCount" {
+		t.Errorf("deployment errors %v, want updatedReplicas over replicas and a dropped collisionCount", errs)
+	}
+	rs := replicasets()
+	errs = rs.ValidateStatus(&appsv1.ReplicaSet{Status: appsv1.ReplicaSetStatus{Replicas: 2, ReadyReplicas: 1, AvailableReplicas: 2}}, &appsv1.ReplicaSet{})
+	if len(errs) != 1 || errs[0].Field != "status.availableReplicas" || errs[0].Detail != "cannot be greater than readyReplicas" {
+		t.Errorf("replicaset errors %v, want available over ready", errs)
+	}
+}

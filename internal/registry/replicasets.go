@@ -23,6 +23,7 @@ func replicasets() *Resource {
 		New:                  func() runtime.Object { return &appsv1.ReplicaSet{} },
 		NewList:              func() runtime.Object { return &appsv1.ReplicaSetList{} },
 		Status:               true,
+		ValidateStatus:       validateReplicaSetStatus,
 		Scale: &ScaleAccess{
 			Get: func(obj runtime.Object) (int32, int32, string) {
 				rs := obj.(*appsv1.ReplicaSet)

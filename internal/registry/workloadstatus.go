@@ -71,3 +71,49 @@ func validateDaemonSetStatus(obj, old runtime.Object) field.ErrorList {
 		count{"numberUnavailable", int64(s.NumberUnavailable)})
 	return append(errs, collisionCount(s.CollisionCount, oldStatus.CollisionCount, path.Child("collisionCount"))...)
 }
+
+// replicaCounts checks counts that may not exceed status.replicas, and
+// available within ready, with the words the Deployment and ReplicaSet
+// validations use.
+func replicaCounts(path *field.Path, replicas, ready, available int32, within ...count) field.ErrorList {
+	var errs field.ErrorList
+	for _, c := range within {
+		if c.value > int64(replicas) {
+			errs = append(errs, field.Invalid(path.Child(c.name), c.value, "cannot be greater than status.replicas"))
+		}
+	}
+	if available > ready {
+		errs = append(errs, field.Invalid(path.Child("availableReplicas"), available, "cannot be greater than readyReplicas"))
+	}
+	return errs
+}
+
+// validateDeploymentStatus checks a write to a Deployment's /status as
+// ValidateDeploymentStatusUpdate.
+func validateDeploymentStatus(obj, old runtime.Object) field.ErrorList {
+	s, oldStatus := obj.(*appsv1.Deployment).Status, old.(*appsv1.Deployment).Status
+	path := field.NewPath("status")
+	errs := nonNegative(path, count{"observedGeneration", s.ObservedGeneration}, count{"replicas", int64(s.Replicas)},
+		count{"updatedReplicas", int64(s.UpdatedReplicas)}, count{"readyReplicas", int64(s.ReadyReplicas)},
+		count{"availableReplicas", int64(s.AvailableReplicas)}, count{"unavailableReplicas", int64(s.UnavailableReplicas)})
+	errs = append(errs, replicaCounts(path, s.Replicas, s.ReadyReplicas, s.AvailableReplicas,
+		count{"updatedReplicas", int64(s.UpdatedReplicas)}, count{"readyReplicas", int64(s.ReadyReplicas)},
+		count{"availableReplicas", int64(s.AvailableReplicas)})...)
+	return append(errs, collisionCount(s.CollisionCount, oldStatus.CollisionCount, path.Child("collisionCount"))...)
+}
+
+// validateReplicaSetStatus checks a write to a ReplicaSet's /status as
+// ValidateReplicaSetStatusUpdate.
+func validateReplicaSetStatus(obj, _ runtime.Object) field.ErrorList {
+	s := obj.(*appsv1.ReplicaSet).Status
+	path := field.NewPath("status")
+	errs := nonNegative(path, count{"replicas", int64(s.Replicas)}, count{"fullyLabeledReplicas", int64(s.FullyLabeledReplicas)},
+		count{"readyReplicas", int64(s.ReadyReplicas)}, count{"availableReplicas", int64(s.AvailableReplicas)},
+		count{"observedGeneration", s.ObservedGeneration})
+	if s.TerminatingReplicas != nil {
+		errs = append(errs, nonNegative(path, count{"terminatingReplicas", int64(*s.TerminatingReplicas)})...)
+	}
+	return append(errs, replicaCounts(path, s.Replicas, s.ReadyReplicas, s.AvailableReplicas,
+		count{"fullyLabeledReplicas", int64(s.FullyLabeledReplicas)}, count{"readyReplicas", int64(s.ReadyReplicas)},
+		count{"availableReplicas", int64(s.AvailableReplicas)})...)
+}
