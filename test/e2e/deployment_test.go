@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -161,60 +159,25 @@ func deployCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *ap
 // podCensus watches a Deployment's pods and keeps the extremes of a
 // rollout: the most pods not being deleted, the fewest of them Ready.
 type podCensus struct {
-	mu       sync.Mutex
-	pods     map[string]*corev1.Pod
+	w        *podWatch
 	maxLive  int
 	minReady int
 	// overlap is set when pods of two templates (pod-template-hash) ran at
 	// once, terminating ones included.
 	overlap bool
-	stop    func()
-	done    chan struct{}
 }
 
 func watchPods(t *testing.T, c kubernetes.Interface, name string) *podCensus {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	list, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name, ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := &podCensus{pods: map[string]*corev1.Pod{}, minReady: 1 << 30, stop: cancel, done: make(chan struct{})}
-	for i := range list.Items {
-		pc.pods[list.Items[i].Name] = &list.Items[i]
-	}
-	pc.count()
-	go func() {
-		defer close(pc.done)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			pc.mu.Lock()
-			if ev.Type == watch.Deleted {
-				delete(pc.pods, p.Name)
-			} else {
-				pc.pods[p.Name] = p
-			}
-			pc.mu.Unlock()
-			pc.count()
-		}
-	}()
-	t.Cleanup(pc.close)
+	pc := &podCensus{minReady: 1 << 30}
+	pc.w = followPods(t, c, "app="+name, pc.count)
 	return pc
 }
 
-func (pc *podCensus) count() {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
+func (pc *podCensus) count(pods map[string]*corev1.Pod) {
 	live, ready := 0, 0
 	hashes := map[string]bool{}
-	for _, p := range pc.pods {
+	for _, p := range pods {
 		if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
 			hashes[p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] = true
 		}
@@ -233,15 +196,9 @@ func (pc *podCensus) count() {
 	}
 }
 
-func (pc *podCensus) close() {
-	pc.stop()
-	<-pc.done
-}
-
+// extremes stops the watch and returns what it saw.
 func (pc *podCensus) extremes() (maxLive, minReady int, overlap bool) {
-	pc.close()
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
+	pc.w.close()
 	return pc.maxLive, pc.minReady, pc.overlap
 }
 

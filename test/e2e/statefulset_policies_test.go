@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -189,59 +187,24 @@ func TestStatefulSetOnDeleteReplacesOnlyThePodsTheUserDeletes(t *testing.T) {
 // unavailability watches web-0..web-(n-1) and keeps the most that were
 // unavailable at once: missing, being deleted, or not Running and Ready.
 type unavailability struct {
-	mu     sync.Mutex
+	w      *podWatch
 	n      int
-	pods   map[string]*corev1.Pod
 	most   int
 	mostAt []string
-	stop   func()
-	done   chan struct{}
 }
 
 func watchUnavailable(t *testing.T, c kubernetes.Interface, n int) *unavailability {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	list, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=web", ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unavailability{n: n, pods: map[string]*corev1.Pod{}, stop: cancel, done: make(chan struct{})}
-	for i := range list.Items {
-		u.pods[list.Items[i].Name] = &list.Items[i]
-	}
-	u.count()
-	go func() {
-		defer close(u.done)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			u.mu.Lock()
-			if ev.Type == watch.Deleted {
-				delete(u.pods, p.Name)
-			} else {
-				u.pods[p.Name] = p
-			}
-			u.mu.Unlock()
-			u.count()
-		}
-	}()
-	t.Cleanup(u.close)
+	u := &unavailability{n: n}
+	u.w = followPods(t, c, "app=web", u.count)
 	return u
 }
 
-func (u *unavailability) count() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+func (u *unavailability) count(pods map[string]*corev1.Pod) {
 	var down []string
 	for i := range u.n {
 		name := fmt.Sprintf("web-%d", i)
-		p := u.pods[name]
+		p := pods[name]
 		if p == nil || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || !podReady(p) {
 			down = append(down, name)
 		}
@@ -251,16 +214,9 @@ func (u *unavailability) count() {
 	}
 }
 
-func (u *unavailability) close() {
-	u.stop()
-	<-u.done
-}
-
 // result stops the watch and returns the most pods unavailable at once.
 func (u *unavailability) result() (int, []string) {
-	u.close()
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.w.close()
 	return u.most, slices.Clone(u.mostAt)
 }
 
