@@ -381,8 +381,12 @@ func (c *Controller) setClaimPhase(ctx context.Context, pvc *corev1.PersistentVo
 	if pv != nil {
 		st.AccessModes = pv.Spec.AccessModes
 		st.Capacity = corev1.ResourceList{corev1.ResourceStorage: pv.Spec.Capacity[corev1.ResourceStorage]}
+	} else {
+		// Without a volume (Pending, Lost) the claim has none of its
+		// modes or capacity, as upstream's updateClaimStatus.
+		st.AccessModes, st.Capacity = nil, nil
 	}
-	if phase == pvc.Status.Phase && (pv == nil || sameStatus(st, &pvc.Status)) {
+	if phase == pvc.Status.Phase && sameStatus(st, &pvc.Status) {
 		return nil
 	}
 	pvc.Status = *st
@@ -395,7 +399,8 @@ func (c *Controller) setClaimPhase(ctx context.Context, pvc *corev1.PersistentVo
 
 func sameStatus(a, b *corev1.PersistentVolumeClaimStatus) bool {
 	qa, qb := a.Capacity[corev1.ResourceStorage], b.Capacity[corev1.ResourceStorage]
-	return qa.Cmp(qb) == 0 && volumematch.HasModes(a.AccessModes, b.AccessModes) && volumematch.HasModes(b.AccessModes, a.AccessModes)
+	return qa.Cmp(qb) == 0 && (a.Capacity == nil) == (b.Capacity == nil) &&
+		volumematch.HasModes(a.AccessModes, b.AccessModes) && volumematch.HasModes(b.AccessModes, a.AccessModes)
 }
 
 func setAnnotation(m *metav1.ObjectMeta, k, v string) {

@@ -300,6 +300,24 @@ func TestClaimLostIsAnnouncedOnce(t *testing.T) {
 	}
 }
 
+// A claim that loses its volume loses the volume's modes and capacity
+// from its status too.
+func TestLostClaimHasNoCapacity(t *testing.T) {
+	pvc := testClaim("manual")
+	pvc.Spec.VolumeName = "gone"
+	pvc.Annotations = map[string]string{AnnBindCompleted: "yes"}
+	pvc.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound, AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}
+	c, client, _ := newTestController(t, pvc)
+	if err := c.syncClaim(context.Background(), "default", "data"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := client.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), "data", metav1.GetOptions{})
+	if got.Status.Phase != corev1.ClaimLost || got.Status.Capacity != nil || got.Status.AccessModes != nil {
+		t.Errorf("status %+v, want Lost with no capacity or modes", got.Status)
+	}
+}
+
 func TestLocalPathRefusesBlockVolumes(t *testing.T) {
 	wait := storagev1.VolumeBindingWaitForFirstConsumer
 	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: DefaultClass}, Provisioner: Provisioner, VolumeBindingMode: &wait}
