@@ -62,9 +62,10 @@ func BoundToClaim(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim
 // Best is the volume that pvc should bind, as the persistentvolume
 // controller's FindMatchingVolume picks it: a volume pre-bound to the
 // claim if it is large enough (none at all if its node affinity excludes
-// node), else the smallest Available, unclaimed volume of the claim's
-// class, volume mode and access modes whose labels match the claim's
-// selector and, when node is set, whose node affinity admits that node.
+// node), else of the Available, unclaimed volumes of the claim's class,
+// volume mode and access modes whose labels match the claim's selector
+// and, when node is set, whose node affinity admits that node, the one
+// with the fewest access modes, then the smallest.
 // A delayed claim (WaitForFirstConsumer) with no node yet takes only a
 // pre-bound volume. nil when none fits.
 func Best(pvc *corev1.PersistentVolumeClaim, volumes []*corev1.PersistentVolume, node *corev1.Node, delayed bool) *corev1.PersistentVolume {
@@ -105,11 +106,21 @@ func Best(pvc *corev1.PersistentVolumeClaim, volumes []*corev1.PersistentVolume,
 		if selector != nil && !selector.Matches(labels.Set(pv.Labels)) {
 			continue
 		}
-		if best == nil || size.Cmp(best.Spec.Capacity[corev1.ResourceStorage]) < 0 {
+		if best == nil || better(pv, best) {
 			best = pv
 		}
 	}
 	return best
+}
+
+// better: fewer access modes first (the persistentvolume index tries the
+// volumes of the narrowest mode sets first), then the smaller.
+func better(pv, than *corev1.PersistentVolume) bool {
+	if a, b := len(pv.Spec.AccessModes), len(than.Spec.AccessModes); a != b {
+		return a < b
+	}
+	size := pv.Spec.Capacity[corev1.ResourceStorage]
+	return size.Cmp(than.Spec.Capacity[corev1.ResourceStorage]) < 0
 }
 
 func modeOf(m *corev1.PersistentVolumeMode) corev1.PersistentVolumeMode {

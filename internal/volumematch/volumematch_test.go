@@ -32,6 +32,7 @@ func TestBestPicksTheSmallestVolumeThatFits(t *testing.T) {
 	preboundOnA.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "mine-on-a"}
 	preboundOnA.Spec.NodeAffinity = onNode.Spec.NodeAffinity
 	all := []*corev1.PersistentVolume{gold, claimed, released, prebound, onNode, preboundOnA,
+		volume("wide-both", "wide", "2Gi", rwo, rox), volume("wide-rwo", "wide", "9Gi", rwo),
 		volume("small", "fast", "1Gi", rwo), volume("big", "fast", "5Gi", rwo), volume("rox", "fast", "2Gi", rox), volume("other", "slow", "2Gi", rwo)}
 	nodeA := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{corev1.LabelHostname: "a"}}}
 	nodeB := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b", Labels: map[string]string{corev1.LabelHostname: "b"}}}
@@ -55,6 +56,7 @@ func TestBestPicksTheSmallestVolumeThatFits(t *testing.T) {
 		{"delayed without a node: its pre-bound one", "mine-on-a", "fast", "1Gi", rwo, nil, nil, true, "prebound-on-a"},
 		{"delayed on a node: the smallest there", "c", "fast", "1500Mi", rwo, nil, nodeA, true, "on-node"},
 		{"pre-bound elsewhere: none, though others fit", "mine-on-a", "fast", "1Gi", rwo, nil, nodeB, true, ""},
+		{"fewest access modes before the smallest", "c", "wide", "1Gi", rwo, nil, nil, false, "wide-rwo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			class := tc.class
