@@ -45,10 +45,11 @@ func storageclasses() *Resource {
 		ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 			return validateStorageClassUpdate(obj.(*storagev1.StorageClass), old.(*storagev1.StorageClass))
 		},
-		// kubectl marks the default class "(default)" in the NAME column,
-		// which the API server renders; the other columns are these.
+		// The NAME column is the class's own: the default one is marked
+		// "(default)", as kube-apiserver's printer marks it.
 		Table: &Table{
 			Columns: []metav1.TableColumnDefinition{
+				{Name: "Name", Type: "string", Format: "name", Description: metav1.ObjectMeta{}.SwaggerDoc()["name"]},
 				column("Provisioner", "string", "Provisioner of the volumes of this class."),
 				column("ReclaimPolicy", "string", "What happens to a volume when its claim is released."),
 				column("VolumeBindingMode", "string", "When volumes are provisioned and bound."),
@@ -158,12 +159,16 @@ func reclaimPolicyOf(sc *storagev1.StorageClass) corev1.PersistentVolumeReclaimP
 	return *sc.ReclaimPolicy
 }
 
-// storageClassCells is what kubectl get storageclass shows after the name.
+// storageClassCells is what kubectl get storageclass shows.
 func storageClassCells(sc *storagev1.StorageClass) []any {
 	mode := storagev1.VolumeBindingImmediate
 	if sc.VolumeBindingMode != nil {
 		mode = *sc.VolumeBindingMode
 	}
 	expand := sc.AllowVolumeExpansion != nil && *sc.AllowVolumeExpansion
-	return []any{sc.Provisioner, string(reclaimPolicyOf(sc)), string(mode), expand, age(sc.CreationTimestamp)}
+	name := sc.Name
+	if sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" || sc.Annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true" {
+		name += " (default)"
+	}
+	return []any{name, sc.Provisioner, string(reclaimPolicyOf(sc)), string(mode), expand, age(sc.CreationTimestamp)}
 }

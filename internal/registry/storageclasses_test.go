@@ -24,8 +24,13 @@ func TestStorageClassDefaultsAndCells(t *testing.T) {
 		t.Errorf("reclaimPolicy %s, volumeBindingMode %s; want Delete, Immediate", *sc.ReclaimPolicy, *sc.VolumeBindingMode)
 	}
 	cells := storageclasses().Table.Cells(sc)
-	if cells[0] != "skiff.dev/local-path" || cells[1] != "Delete" || cells[2] != "Immediate" || cells[3] != false {
+	if cells[0] != "local-path" || cells[1] != "skiff.dev/local-path" || cells[2] != "Delete" || cells[3] != "Immediate" || cells[4] != false {
 		t.Errorf("cells = %v", cells)
+	}
+	// The default class is marked in its NAME, as kubectl shows it.
+	sc.Annotations = map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}
+	if name := storageclasses().Table.Cells(sc)[0]; name != "local-path (default)" {
+		t.Errorf("default class name cell = %v", name)
 	}
 }
 
