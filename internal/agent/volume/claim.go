@@ -24,17 +24,23 @@ type ClaimSource interface {
 // path on this node, as the kubelet does before mounting: the claim must
 // be bound, and the volume a hostPath (checked and, for DirectoryOrCreate,
 // made as for a pod's own hostPath volume) or a local volume, whose path
-// must exist. As the kubelet, it refuses a volume whose node affinity
+// must exist. As the kubelet, it refuses to start a pod whose claim is
+// being deleted, and a volume whose node affinity
 // excludes the pod's node: a local-path volume elsewhere would otherwise
 // be an empty new directory here. The container runtime bind-mounts the
 // path.
-func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.PersistentVolumeClaimVolumeSource) (string, error) {
+func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.PersistentVolumeClaimVolumeSource, first bool) (string, error) {
 	if m.Claims == nil {
 		return "", fmt.Errorf("persistentVolumeClaim volumes are not supported here")
 	}
 	pvc, err := m.Claims.PersistentVolumeClaim(ctx, pod.Namespace, src.ClaimName)
 	if err != nil {
 		return "", fmt.Errorf("error processing PVC %s/%s: %w", pod.Namespace, src.ClaimName, err)
+	}
+	if pvc.DeletionTimestamp != nil && first {
+		// As the kubelet: storage protection then needs to count only the
+		// pods that were scheduled, as upstream's does.
+		return "", fmt.Errorf("can't start pod because PVC %s/%s is being deleted", pod.Namespace, src.ClaimName)
 	}
 	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
 		return "", fmt.Errorf("error processing PVC %s/%s: PVC is not bound", pod.Namespace, src.ClaimName)

@@ -145,6 +145,37 @@ func TestClaimVolumeOfAnotherNodeIsRefused(t *testing.T) {
 	}
 }
 
+// A pod is not started on a claim being deleted (storage protection lets
+// such a claim go once no scheduled pod uses it); one that started before
+// keeps its volume.
+func TestClaimBeingDeletedStartsNoNewPod(t *testing.T) {
+	m, _ := newManager(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	create := corev1.HostPathDirectoryOrCreate
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default", UID: "claim-uid"},
+		Spec:       corev1.PersistentVolumeClaimSpec{VolumeName: "pv-1"},
+		Status:     corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+	}
+	claims := &fakeClaims{
+		claims: map[string]*corev1.PersistentVolumeClaim{"default/data": claim},
+		volumes: map[string]*corev1.PersistentVolume{"pv-1": {ObjectMeta: metav1.ObjectMeta{Name: "pv-1"},
+			Spec: corev1.PersistentVolumeSpec{ClaimRef: &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"},
+				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &create}}}}},
+	}
+	m.Claims = claims
+	running := newPod("uid-running", claimVolume(false))
+	mustSetup(t, m, running)
+
+	claim.DeletionTimestamp = &metav1.Time{}
+	if _, err := setup(t, m, newPod("uid-new", claimVolume(false))); err == nil || !strings.Contains(err.Error(), "can't start pod because PVC default/data is being deleted") {
+		t.Fatalf("a new pod on a claim being deleted: %v", err)
+	}
+	if paths := mustSetup(t, m, running); paths["data"] != dir {
+		t.Errorf("the running pod's volume: %v, want %s", paths, dir)
+	}
+}
+
 func TestUnboundClaimVolumeWaits(t *testing.T) {
 	m, _ := newManager(t)
 	m.Claims = &fakeClaims{claims: map[string]*corev1.PersistentVolumeClaim{"default/data": {

@@ -80,11 +80,16 @@ func (m *Manager) Setup(ctx context.Context, pod *corev1.Pod) (map[string]string
 	if err := checkName(string(pod.UID)); err != nil {
 		return nil, fmt.Errorf("set up volumes of pod %s/%s: uid: %w", pod.Namespace, pod.Name, err)
 	}
+	// The pod's directory marks volumes set up once already: a pod is
+	// refused a claim being deleted only before it first started.
+	podDir := filepath.Join(m.Root, string(pod.UID))
+	_, statErr := os.Stat(podDir)
+	first := errors.Is(statErr, os.ErrNotExist)
 	paths := make(map[string]string, len(pod.Spec.Volumes))
 	var errs []error
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
-		p, err := m.setup(ctx, pod, v)
+		p, err := m.setup(ctx, pod, v, first)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("volume %q: %w", v.Name, err))
 			continue
@@ -94,11 +99,15 @@ func (m *Manager) Setup(ctx context.Context, pod *corev1.Pod) (map[string]string
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("set up volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	if err := os.MkdirAll(podDir, 0o750); err != nil {
+		return nil, fmt.Errorf("set up volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
 	return paths, nil
 }
 
-// setup makes one volume and returns its host path.
-func (m *Manager) setup(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) (string, error) {
+// setup makes one volume and returns its host path; first is true until
+// the pod's volumes were once all set up.
+func (m *Manager) setup(ctx context.Context, pod *corev1.Pod, v *corev1.Volume, first bool) (string, error) {
 	if err := checkName(v.Name); err != nil {
 		return "", fmt.Errorf("name: %w", err)
 	}
@@ -117,7 +126,7 @@ func (m *Manager) setup(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 	case src.Projected != nil:
 		return m.setupProjected(ctx, pod, v.Name, src.Projected)
 	case src.PersistentVolumeClaim != nil:
-		return m.setupClaim(ctx, pod, src.PersistentVolumeClaim)
+		return m.setupClaim(ctx, pod, src.PersistentVolumeClaim, first)
 	}
 	if t := setField(src); t != "" {
 		return "", fmt.Errorf("volume type %s is not supported", t)

@@ -119,17 +119,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return ignoreNotFound(err)
 }
 
-// inUse reports whether a pod of the claim's namespace uses it, finished
-// or not, as the pvc-protection controller decides: the claim goes with
-// the last pod that names it. Upstream leaves out pods not yet scheduled,
-// whose kubelet would refuse a claim being deleted; skiff's agent does not
-// check that, so they count too.
+// inUse reports whether a scheduled pod of the claim's namespace uses
+// it, finished or not, as the pvc-protection controller decides: the
+// claim goes with the last pod that names it. A pod not yet scheduled
+// does not count: the agent will not start it on a claim being deleted.
 func (c *Controller) inUse(pvc *corev1.PersistentVolumeClaim) (bool, error) {
 	pods, err := c.pods.Pods(pvc.Namespace).List(labels.Everything())
 	if err != nil {
 		return false, err
 	}
 	for _, p := range pods {
+		if p.Spec.NodeName == "" {
+			continue
+		}
 		for _, v := range p.Spec.Volumes {
 			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name {
 				return true, nil

@@ -11,9 +11,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-// A claim being deleted keeps its finalizer while any pod names it, a
-// finished one too (as upstream: the claim goes with its last pod), and
-// loses it once none does.
+// A claim being deleted keeps its finalizer while any scheduled pod names
+// it, a finished one too (as upstream: the claim goes with its last pod),
+// and loses it once none does.
 func TestClaimIsKeptWhileAnyPodNamesIt(t *testing.T) {
 	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default",
 		DeletionTimestamp: &metav1.Time{}, Finalizers: []string{pvcFinalizer}, ResourceVersion: "5"}}
@@ -31,6 +31,7 @@ func TestClaimIsKeptWhileAnyPodNamesIt(t *testing.T) {
 		{"a running pod", []*corev1.Pod{user("p", corev1.PodRunning)}, true},
 		{"a succeeded pod", []*corev1.Pod{user("p", corev1.PodSucceeded)}, true},
 		{"no pod", nil, false},
+		{"a pod not yet scheduled", []*corev1.Pod{func() *corev1.Pod { p := user("p", corev1.PodPending); p.Spec.NodeName = ""; return p }()}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := []runtime.Object{claim}
