@@ -99,8 +99,10 @@ func (m *Manager) Setup(ctx context.Context, pod *corev1.Pod) (map[string]string
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("set up volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	if err := os.MkdirAll(podDir, 0o750); err != nil {
-		return nil, fmt.Errorf("set up volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	if first {
+		if err := os.MkdirAll(podDir, 0o750); err != nil {
+			return nil, fmt.Errorf("set up volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
 	}
 	return paths, nil
 }

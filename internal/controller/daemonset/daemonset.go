@@ -221,26 +221,15 @@ func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *apps
 // podEvents routes pod events to the owning DaemonSet, or for an orphan
 // the DaemonSets whose selector matches it, and tells the expectations of
 // pods seen made or going.
-func (c *Controller) podEvents() *podevents.Router {
-	return &podevents.Router{
-		Queue: c.queue,
-		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
-			ds := c.resolve(namespace, ref)
-			if ds == nil {
-				return podevents.Owner{}, false
-			}
-			return podevents.Owner{Key: dsKey(ds), MinReadySeconds: ds.Spec.MinReadySeconds}, true
-		},
-		Matching: func(pod *corev1.Pod) []string {
-			dss, _ := c.dsLister.GetPodDaemonSets(pod)
-			keys := make([]string, 0, len(dss))
-			for _, ds := range dss {
-				keys = append(keys, dsKey(ds))
-			}
-			return keys
-		},
-		Created: c.expectations.creationObserved,
-		Deleted: func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
+func (c *Controller) podEvents() *podevents.Router[*appsv1.DaemonSet] {
+	return &podevents.Router[*appsv1.DaemonSet]{
+		Queue:           c.queue,
+		Kind:            controllerKind.Kind,
+		Get:             func(ns, name string) (*appsv1.DaemonSet, error) { return c.dsLister.DaemonSets(ns).Get(name) },
+		Matching:        c.dsLister.GetPodDaemonSets,
+		MinReadySeconds: func(ds *appsv1.DaemonSet) int32 { return ds.Spec.MinReadySeconds },
+		Created:         c.expectations.creationObserved,
+		Deleted:         func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
 	}
 }
 

@@ -20,33 +20,48 @@ type Queue interface {
 	AddAfter(key string, d time.Duration)
 }
 
-// Owner is a live controller that a pod's controller reference names.
-type Owner struct {
-	Key             string
-	MinReadySeconds int32
-}
-
-// Router turns pod informer events into queued controller keys.
-type Router struct {
+// Router turns pod informer events into the queue keys
+// (namespace/name) of controllers of one kind, T.
+type Router[T metav1.Object] struct {
 	Queue Queue
-	// Resolve returns the controller ref names in namespace, if it is of
-	// the router's kind, exists and has ref's UID.
-	Resolve func(namespace string, ref *metav1.OwnerReference) (Owner, bool)
-	// Matching returns the keys of the controllers whose selector matches
-	// the orphan pod.
-	Matching func(pod *corev1.Pod) []string
+	// Kind is the controllers' kind, as pods' controller references name it.
+	Kind string
+	// Get reads a controller from the informer's cache.
+	Get func(namespace, name string) (T, error)
+	// Matching returns the controllers whose selector matches the orphan.
+	Matching func(pod *corev1.Pod) ([]T, error)
+	// MinReadySeconds is how long a controller's ready pod takes to count
+	// as available.
+	MinReadySeconds func(T) int32
 	// Created and Deleted, when set, are told of an owned pod seen made or
 	// going (a controller's expectations).
 	Created func(key string)
 	Deleted func(key string, pod *corev1.Pod)
 }
 
+// Key is a controller's queue key.
+func Key(o metav1.Object) string { return o.GetNamespace() + "/" + o.GetName() }
+
+// resolve returns the live controller ref names in namespace: of the
+// router's kind, in the cache, with ref's UID.
+func (r *Router[T]) resolve(namespace string, ref *metav1.OwnerReference) (T, bool) {
+	var none T
+	if ref.Kind != r.Kind {
+		return none, false
+	}
+	o, err := r.Get(namespace, ref.Name)
+	if err != nil || o.GetUID() != ref.UID {
+		return none, false
+	}
+	return o, true
+}
+
 // Handler is the router's informer event handler.
-func (r *Router) Handler() cache.ResourceEventHandlerFuncs {
+func (r *Router[T]) Handler() cache.ResourceEventHandlerFuncs {
 	return cache.ResourceEventHandlerFuncs{AddFunc: r.add, UpdateFunc: r.update, DeleteFunc: r.delete}
 }
 
-func (r *Router) add(obj any) {
+func (r *Router[T]) add(obj any) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return
@@ -58,18 +73,18 @@ func (r *Router) add(obj any) {
 		return
 	}
 	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		if o, ok := r.Resolve(pod.Namespace, ref); ok {
+		if o, ok := r.resolve(pod.Namespace, ref); ok {
 			if r.Created != nil {
-				r.Created(o.Key)
+				r.Created(Key(o))
 			}
-			r.Queue.Add(o.Key)
+			r.Queue.Add(Key(o))
 		}
 		return
 	}
 	r.queueMatching(pod)
 }
 
-func (r *Router) update(old, cur any) {
+func (r *Router[T]) update(old, cur any) {
 	oldPod, ok1 := old.(*corev1.Pod)
 	curPod, ok2 := cur.(*corev1.Pod)
 	if !ok1 || !ok2 || oldPod.ResourceVersion == curPod.ResourceVersion {
@@ -89,21 +104,21 @@ func (r *Router) update(old, cur any) {
 	curRef, oldRef := metav1.GetControllerOfNoCopy(curPod), metav1.GetControllerOfNoCopy(oldPod)
 	refChanged := !reflect.DeepEqual(curRef, oldRef)
 	if refChanged && oldRef != nil {
-		if o, ok := r.Resolve(oldPod.Namespace, oldRef); ok {
-			r.Queue.Add(o.Key)
+		if o, ok := r.resolve(oldPod.Namespace, oldRef); ok {
+			r.Queue.Add(Key(o))
 		}
 	}
 	if curRef != nil {
-		o, ok := r.Resolve(curPod.Namespace, curRef)
+		o, ok := r.resolve(curPod.Namespace, curRef)
 		if !ok {
 			return
 		}
-		r.Queue.Add(o.Key)
+		r.Queue.Add(Key(o))
 		// A pod that just became ready becomes available minReadySeconds
 		// later, with no event to say so: look again then (a second more
 		// against rounding).
-		if !podReady(oldPod) && podReady(curPod) && o.MinReadySeconds > 0 {
-			r.Queue.AddAfter(o.Key, time.Duration(o.MinReadySeconds)*time.Second+time.Second)
+		if minReady := r.MinReadySeconds(o); minReady > 0 && !podReady(oldPod) && podReady(curPod) {
+			r.Queue.AddAfter(Key(o), time.Duration(minReady)*time.Second+time.Second)
 		}
 		return
 	}
@@ -112,7 +127,7 @@ func (r *Router) update(old, cur any) {
 	}
 }
 
-func (r *Router) delete(obj any) {
+func (r *Router[T]) delete(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -124,19 +139,20 @@ func (r *Router) delete(obj any) {
 	if ref == nil {
 		return // nobody waits for an orphan
 	}
-	o, ok := r.Resolve(pod.Namespace, ref)
+	o, ok := r.resolve(pod.Namespace, ref)
 	if !ok {
 		return
 	}
 	if r.Deleted != nil {
-		r.Deleted(o.Key, pod)
+		r.Deleted(Key(o), pod)
 	}
-	r.Queue.Add(o.Key)
+	r.Queue.Add(Key(o))
 }
 
-func (r *Router) queueMatching(pod *corev1.Pod) {
-	for _, key := range r.Matching(pod) {
-		r.Queue.Add(key)
+func (r *Router[T]) queueMatching(pod *corev1.Pod) {
+	matching, _ := r.Matching(pod) // an error: none match
+	for _, o := range matching {
+		r.Queue.Add(Key(o))
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -25,31 +27,34 @@ func (r *recorder) AddAfter(key string, d time.Duration) {
 	r.after[key] = d
 }
 
-// owners are the live controllers: "web" and "api" (uid = name), which
-// match pods labelled app=<name>; "web" has minReadySeconds 5.
-func newRouter() (*Router, *recorder, *[]string) {
+// owners are the live controllers, ReplicaSets "web" and "api" (uid =
+// name), which match pods labelled app=<name>; "web" has minReadySeconds 5.
+func newRouter() (*Router[*appsv1.ReplicaSet], *recorder, *[]string) {
 	q := &recorder{}
 	var observed []string
-	return &Router{
+	owners := map[string]*appsv1.ReplicaSet{}
+	for _, name := range []string{"web", "api"} {
+		owners[name] = &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID(name)}}
+	}
+	owners["web"].Spec.MinReadySeconds = 5
+	return &Router[*appsv1.ReplicaSet]{
 		Queue: q,
-		Resolve: func(namespace string, ref *metav1.OwnerReference) (Owner, bool) {
-			if ref.Kind != "ReplicaSet" || (ref.Name != "web" && ref.Name != "api") || string(ref.UID) != ref.Name {
-				return Owner{}, false
+		Kind:  "ReplicaSet",
+		Get: func(namespace, name string) (*appsv1.ReplicaSet, error) {
+			if o, ok := owners[name]; ok {
+				return o, nil
 			}
-			o := Owner{Key: namespace + "/" + ref.Name}
-			if ref.Name == "web" {
-				o.MinReadySeconds = 5
-			}
-			return o, true
+			return nil, apierrors.NewNotFound(appsv1.Resource("replicasets"), name)
 		},
-		Matching: func(pod *corev1.Pod) []string {
-			if app := pod.Labels["app"]; app != "" {
-				return []string{pod.Namespace + "/" + app}
+		Matching: func(pod *corev1.Pod) ([]*appsv1.ReplicaSet, error) {
+			if o, ok := owners[pod.Labels["app"]]; ok {
+				return []*appsv1.ReplicaSet{o}, nil
 			}
-			return nil
+			return nil, nil
 		},
-		Created: func(key string) { observed = append(observed, "created "+key) },
-		Deleted: func(key string, pod *corev1.Pod) { observed = append(observed, "deleted "+key+" "+pod.Name) },
+		MinReadySeconds: func(rs *appsv1.ReplicaSet) int32 { return rs.Spec.MinReadySeconds },
+		Created:         func(key string) { observed = append(observed, "created "+key) },
+		Deleted:         func(key string, pod *corev1.Pod) { observed = append(observed, "deleted "+key+" "+pod.Name) },
 	}, q, &observed
 }
 

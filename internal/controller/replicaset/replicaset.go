@@ -151,51 +151,27 @@ func (c *Controller) deleteRS(obj any) {
 	c.queue.Add(rsKey(rs))
 }
 
-// resolve returns the ReplicaSet a controller reference names, nil if it
-// is of another kind or gone (the same name with another uid included).
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind.Kind {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
-	return rs
-}
-
 // matching returns every ReplicaSet whose selector matches the orphan,
 // to see if one adopts it.
-func (c *Controller) matching(pod *corev1.Pod) []string {
+func (c *Controller) matching(pod *corev1.Pod) ([]*appsv1.ReplicaSet, error) {
 	rss, err := c.rsLister.GetPodReplicaSets(pod)
-	if err != nil {
-		return nil // none
-	}
 	if len(rss) > 1 {
 		c.log.Warn("more than one ReplicaSet selects the pod's labels: a user error", "pod", podKey(pod), "labels", pod.Labels)
 	}
-	keys := make([]string, 0, len(rss))
-	for _, rs := range rss {
-		keys = append(keys, rsKey(rs))
-	}
-	return keys
+	return rss, err
 }
 
 // podEvents routes pod events to the owning or matching ReplicaSets and
 // tells the expectations of pods seen made or going.
-func (c *Controller) podEvents() *podevents.Router {
-	return &podevents.Router{
-		Queue: c.queue,
-		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
-			rs := c.resolve(namespace, ref)
-			if rs == nil {
-				return podevents.Owner{}, false
-			}
-			return podevents.Owner{Key: rsKey(rs), MinReadySeconds: rs.Spec.MinReadySeconds}, true
-		},
-		Matching: c.matching,
-		Created:  c.expectations.creationObserved,
-		Deleted:  func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
+func (c *Controller) podEvents() *podevents.Router[*appsv1.ReplicaSet] {
+	return &podevents.Router[*appsv1.ReplicaSet]{
+		Queue:           c.queue,
+		Kind:            controllerKind.Kind,
+		Get:             func(ns, name string) (*appsv1.ReplicaSet, error) { return c.rsLister.ReplicaSets(ns).Get(name) },
+		Matching:        c.matching,
+		MinReadySeconds: func(rs *appsv1.ReplicaSet) int32 { return rs.Spec.MinReadySeconds },
+		Created:         c.expectations.creationObserved,
+		Deleted:         func(key string, pod *corev1.Pod) { c.expectations.deletionObserved(key, podKey(pod)) },
 	}
 }
 

@@ -106,39 +106,15 @@ func (c *Controller) enqueue(obj any) {
 	}
 }
 
-// resolve returns the StatefulSet a controller reference names, nil if
-// it is of another kind or gone.
-func (c *Controller) resolve(namespace string, ref *metav1.OwnerReference) *appsv1.StatefulSet {
-	if ref == nil || ref.Kind != controllerKind.Kind {
-		return nil
-	}
-	set, err := c.setLister.StatefulSets(namespace).Get(ref.Name)
-	if err != nil || set.UID != ref.UID {
-		return nil
-	}
-	return set
-}
-
 // podEvents routes pod events to the owning StatefulSet, or for an
 // orphan the sets whose selector matches it.
-func (c *Controller) podEvents() *podevents.Router {
-	return &podevents.Router{
-		Queue: c.queue,
-		Resolve: func(namespace string, ref *metav1.OwnerReference) (podevents.Owner, bool) {
-			set := c.resolve(namespace, ref)
-			if set == nil {
-				return podevents.Owner{}, false
-			}
-			return podevents.Owner{Key: setKey(set), MinReadySeconds: set.Spec.MinReadySeconds}, true
-		},
-		Matching: func(pod *corev1.Pod) []string {
-			sets, _ := c.setLister.GetPodStatefulSets(pod)
-			keys := make([]string, 0, len(sets))
-			for _, set := range sets {
-				keys = append(keys, setKey(set))
-			}
-			return keys
-		},
+func (c *Controller) podEvents() *podevents.Router[*appsv1.StatefulSet] {
+	return &podevents.Router[*appsv1.StatefulSet]{
+		Queue:           c.queue,
+		Kind:            controllerKind.Kind,
+		Get:             func(ns, name string) (*appsv1.StatefulSet, error) { return c.setLister.StatefulSets(ns).Get(name) },
+		Matching:        c.setLister.GetPodStatefulSets,
+		MinReadySeconds: func(set *appsv1.StatefulSet) int32 { return set.Spec.MinReadySeconds },
 	}
 }
 
